@@ -1,0 +1,1 @@
+"""Classifier: flags escalation and ceasefire signals in reports, with evidence and places."""

@@ -1,0 +1,251 @@
+"""The rule-based classifier: pure functions from a report to a signal."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.classifier.anchors import words
+from services.classifier.figures import read_figures
+from services.classifier.gazetteer import Found, Gazetteer
+from services.classifier.rules import Rule, RuleSet
+from shared.messages import (
+    Evidence,
+    Figures,
+    Flag,
+    Label,
+    Modality,
+    Place,
+    Report,
+    Severity,
+    Signal,
+    SignalKind,
+)
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+_KINDS: tuple[SignalKind, SignalKind] = ("escalation", "ceasefire")
+_MODALITY_RANK: dict[Modality, int] = {"event": 3, "threat": 2, "intent": 1, "background": 0}
+
+
+@dataclass(frozen=True)
+class _Match:
+    rule: Rule
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Rule sets and a gazetteer; the first rule set's threshold decides what is flagged."""
+
+    rule_sets: tuple[RuleSet, ...]
+    gazetteer: Gazetteer
+
+    def __post_init__(self) -> None:
+        for rule_set in self.rule_sets:
+            rule_set.warm_up()
+
+    @property
+    def label(self) -> str:
+        """Names and versions of the rule sets, recorded on every signal."""
+        return "+".join(rule_set.label for rule_set in self.rule_sets)
+
+    def classify(self, report: Report) -> Signal:
+        """Classify one report."""
+        return classify(report, self.rule_sets, self.gazetteer)
+
+    def classify_batch(self, reports: Sequence[Report]) -> list[Signal]:
+        """Classify several reports, in order."""
+        return [classify(report, self.rule_sets, self.gazetteer) for report in reports]
+
+
+def report_text(report: Report) -> str:
+    """The text the classifier reads: the title, a newline, then the body."""
+    return f"{report.title}\n{report.text}" if report.title else report.text
+
+
+def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evidence]:
+    """Every phrase that counts, longest first where matches overlap, negated ones dropped.
+
+    ``prefilter=False`` runs every pattern instead of those whose anchors the text has; the
+    result must be the same (tests check it), only slower.
+    """
+    lowered = text.lower()
+    vocabulary = set(words(lowered))
+    candidates = rules.candidates(vocabulary) if prefilter else rules.every_pattern()
+    if not candidates:
+        return []
+    if any(rule.needs_context for rule, _ in candidates) and not rules.in_context(text, vocabulary):
+        candidates = [(rule, pattern) for rule, pattern in candidates if not rule.needs_context]
+    matches = [
+        _Match(rule, match.start(), match.end())
+        for rule, pattern in candidates
+        for match in pattern.finditer(text)
+    ]
+    matches.sort(key=lambda m: (m.start - m.end, -m.rule.weight, m.start))
+    kept: list[_Match] = []
+    for match in matches:
+        overlaps = any(match.start < k.end and k.start < match.end for k in kept)
+        if not overlaps and not _negated(lowered, match.start, rules):
+            kept.append(match)
+    kept.sort(key=lambda m: m.start)
+    return [_evidence(text, lowered, match, rules) for match in kept]
+
+
+def score(evidence: Sequence[Evidence], kind: SignalKind) -> float:
+    """Noisy-OR of the strongest match of each rule of ``kind``."""
+    strongest: dict[str, float] = {}
+    for item in evidence:
+        if item.kind == kind:
+            strongest[item.rule] = max(strongest.get(item.rule, 0.0), item.weight)
+    miss = 1.0
+    for weight in strongest.values():
+        miss *= 1.0 - weight
+    return round(1.0 - miss, 4)
+
+
+def classify(report: Report, rules: RuleSet | Sequence[RuleSet], gazetteer: Gazetteer) -> Signal:
+    """Classify one report: scores, flags, label, severity, evidence, where, who, figures."""
+    rule_sets = (rules,) if isinstance(rules, RuleSet) else tuple(rules)
+    text = report_text(report)
+    evidence = sorted(
+        (item for rule_set in rule_sets for item in find_evidence(text, rule_set)),
+        key=lambda item: item.start,
+    )
+    scores = {kind: score(evidence, kind) for kind in _KINDS}
+    threshold = rule_sets[0].threshold
+    flags = tuple(
+        Flag(kind=kind, score=scores[kind], modality=_modality(evidence, kind))
+        for kind in sorted(_KINDS, key=lambda k: -scores[k])
+        if scores[kind] >= threshold
+    )
+    label: Label = flags[0].kind if flags else "none"
+    found = gazetteer.find(text) if evidence else Found(places=[], actors=[])
+    figures = read_figures(text) if label == "escalation" else Figures()
+    countries = _countries(found.places)
+    return Signal(
+        report=report,
+        label=label,
+        escalation=scores["escalation"],
+        ceasefire=scores["ceasefire"],
+        flags=flags,
+        severity=severity(label, evidence, figures, rule_sets),
+        evidence=tuple(evidence),
+        places=tuple(found.places),
+        countries=countries,
+        actors=tuple(found.actors),
+        figures=figures,
+        incident_key=incident_key(label, countries, found.places),
+        classifier="+".join(rule_set.label for rule_set in rule_sets),
+    )
+
+
+def severity(
+    label: Label, evidence: Sequence[Evidence], figures: Figures, rule_sets: Sequence[RuleSet]
+) -> Severity:
+    """How serious: the gravest rule that counted, raised by deaths, injuries, displacement."""
+    if label == "none":
+        return Severity.INFO
+    by_id = {rule.id: rule for rule_set in rule_sets for rule in rule_set.rules}
+    level = max(
+        (
+            by_id[e.rule].severity
+            for e in evidence
+            if e.kind == label and e.modality != "background"
+        ),
+        default=Severity.LOW,
+    )
+    if label == "escalation":
+        killed, injured, displaced = (
+            figures.killed or 0,
+            figures.injured or 0,
+            figures.displaced or 0,
+        )
+        if killed >= 10 or displaced >= 100_000:
+            level = Severity.CRITICAL
+        elif killed or displaced >= 1_000:
+            level = max(level, Severity.HIGH)
+        elif injured:
+            level = max(level, Severity.MODERATE)
+    return Severity(level)
+
+
+def incident_key(label: Label, countries: Sequence[str], places: Sequence[Place]) -> str | None:
+    """``kind:countries:region``; reports about one situation share it."""
+    if label == "none":
+        return None
+    regions = Counter(p.name for p in places if p.admin_level == 1)
+    region = regions.most_common(1)[0][0] if regions else "-"
+    slug = re.sub(r"[^a-z0-9]+", "-", region.lower()).strip("-") or "-"
+    return f"{label}:{'-'.join(countries) or 'xx'}:{slug}"
+
+
+def _countries(places: Sequence[Place]) -> tuple[str, ...]:
+    local = {p.country for p in places if p.admin_level > 0}
+    return tuple(sorted(local or {p.country for p in places}))
+
+
+def _modality(evidence: Sequence[Evidence], kind: SignalKind) -> Modality:
+    kinds = [e.modality for e in evidence if e.kind == kind]
+    return max(kinds, key=_MODALITY_RANK.__getitem__, default="event")
+
+
+def _evidence(text: str, lowered: str, match: _Match, rules: RuleSet) -> Evidence:
+    rule = match.rule
+    weight: float = rule.weight
+    modality: Modality = rule.modality
+    if _background(lowered, match.start, match.end, rules):
+        weight, modality = weight * rules.history_factor, "background"
+    elif modality == "event" and _under_intent(lowered, match.start, rules):
+        weight = weight * rules.intent_factor
+        modality = "intent" if rule.kind == "ceasefire" else "threat"
+    return Evidence.model_construct(
+        kind=rule.kind,
+        rule=rule.id,
+        phrase=text[match.start : match.end],
+        start=match.start,
+        end=match.end,
+        weight=round(weight, 4),
+        modality=modality,
+    )
+
+
+def _words_before(lowered: str, start: int) -> str:
+    window = lowered[max(0, start - 80) : start]
+    cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("; "))
+    return window[cut + 1 :]
+
+
+def _negated(lowered: str, start: int, rules: RuleSet) -> bool:
+    words = _WORD.findall(_words_before(lowered, start))
+    if rules.negation_window and any(
+        word in rules.negations for word in words[-rules.negation_window :]
+    ):
+        return True
+    clause = _WORD.findall(_clause_before(lowered, start))
+    return any(word in rules.denials for word in clause)
+
+
+def _under_intent(lowered: str, start: int, rules: RuleSet) -> bool:
+    words_before = _WORD.findall(_clause_before(lowered, start))[-6:]
+    return any(word in rules.intent for word in words_before)
+
+
+def _clause_before(lowered: str, start: int) -> str:
+    before = _words_before(lowered, start)
+    cut = max(
+        before.rfind(","), before.rfind(" as "), before.rfind(" but "), before.rfind(" while ")
+    )
+    return before[cut + 1 :]
+
+
+def _background(lowered: str, start: int, end: int, rules: RuleSet) -> bool:
+    before = _words_before(lowered, start)
+    words = _WORD.findall(before)[-4:]
+    if any(word in rules.history for word in words) or _YEAR.search(" ".join(before.split()[-3:])):
+        return True
+    after = lowered[end : end + 24]
+    return bool(re.match(r"\s+(?:signed |agreed |reached )?(?:in|of) (?:19|20)\d\d\b", after))

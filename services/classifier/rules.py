@@ -1,0 +1,277 @@
+"""Rule sets: YAML files of weighted phrase patterns, validated and compiled at start."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Collection, Sequence
+from functools import cached_property
+from importlib import resources
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from services.classifier.anchors import anchors
+from shared.messages import Score, Severity, SignalKind
+
+T = TypeVar("T")
+
+
+class RuleSetError(ValueError):
+    """A rule file that cannot be used, naming the file and what is wrong."""
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE)
+    except re.error as error:
+        msg = f"pattern {pattern!r} is not a valid regular expression: {error}"
+        raise ValueError(msg) from error
+
+
+class Rule(BaseModel):
+    """Phrases that, when found, count towards one kind of signal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.-]+$")]
+    kind: SignalKind
+    weight: Score
+    severity: Severity
+    needs_context: bool = False
+    modality: Literal["event", "intent", "threat"] = "event"
+    patterns: Annotated[tuple[str, ...], Field(min_length=1)]
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            _compile(pattern)
+        return patterns
+
+    @cached_property
+    def compiled(self) -> tuple[re.Pattern[str], ...]:
+        """The patterns, compiled with word boundaries."""
+        return tuple(_compile(pattern) for pattern in self.patterns)
+
+
+class RuleSet(BaseModel):
+    """A named, versioned collection of rules with its negation and context cues."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int
+    threshold: Score = 0.5
+    negation_window: int = Field(4, ge=0, le=20)
+    negation_cues: tuple[str, ...] = Field(
+        (), description="Words that negate a match within negation_window words before it."
+    )
+    denial_cues: tuple[str, ...] = Field(
+        (), description="Words that negate any match later in the same clause ('denied that')."
+    )
+    history_cues: tuple[str, ...] = Field(
+        (), description="Words before a match that make it background, like 'previous'."
+    )
+    history_factor: Score = Field(0.4, description="Weight multiplier for background matches.")
+    intent_cues: tuple[str, ...] = Field(
+        (), description="Words before a match that make it intent (or threat), like 'could'."
+    )
+    intent_factor: Score = Field(
+        0.6, description="Weight multiplier for matches under an intent cue."
+    )
+    context: tuple[str, ...] = ()
+    rules: Annotated[tuple[Rule, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_rule_ids(self) -> RuleSet:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                msg = f"rule id {rule.id!r} is used twice"
+                raise ValueError(msg)
+            seen.add(rule.id)
+        return self
+
+    def candidates(self, words: Collection[str]) -> list[tuple[Rule, re.Pattern[str]]]:
+        """The (rule, pattern) pairs worth running on a text made of the lower-case ``words``.
+
+        A pattern runs only when the text has a word beginning with one of its anchors.
+        """
+        return self._rule_index.candidates(words)
+
+    def every_pattern(self) -> list[tuple[Rule, re.Pattern[str]]]:
+        """Every (rule, pattern) pair, as :meth:`candidates` would give with no prefilter."""
+        return list(self._rule_index.items)
+
+    def in_context(self, text: str, words: Collection[str]) -> bool:
+        """Whether ``text`` names something military (always true without context cues)."""
+        if not self.context:
+            return True
+        return any(pattern.search(text) for pattern in self._context_index.candidates(words))
+
+    @cached_property
+    def _rule_index(self) -> _AnchorIndex[tuple[Rule, re.Pattern[str]]]:
+        return _AnchorIndex(
+            [(rule, pattern) for rule in self.rules for pattern in rule.compiled],
+            [anchors(p) for rule in self.rules for p in rule.patterns],
+        )
+
+    @cached_property
+    def _context_index(self) -> _AnchorIndex[re.Pattern[str]]:
+        return _AnchorIndex([_compile(p) for p in self.context], [anchors(p) for p in self.context])
+
+    def warm_up(self) -> None:
+        """Build the anchor indexes now rather than on the first report."""
+        _ = self._rule_index, self._context_index
+
+    @cached_property
+    def denials(self) -> frozenset[str]:
+        """The denial cues, lower-cased."""
+        return frozenset(cue.lower() for cue in self.denial_cues)
+
+    @cached_property
+    def history(self) -> frozenset[str]:
+        """The history cues, lower-cased."""
+        return frozenset(cue.lower() for cue in self.history_cues)
+
+    @cached_property
+    def intent(self) -> frozenset[str]:
+        """The intent cues, lower-cased."""
+        return frozenset(cue.lower() for cue in self.intent_cues)
+
+    @field_validator("context")
+    @classmethod
+    def _valid_context(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            _compile(pattern)
+        return patterns
+
+    @cached_property
+    def negations(self) -> frozenset[str]:
+        """The negation cues, lower-cased."""
+        return frozenset(cue.lower() for cue in self.negation_cues)
+
+    @property
+    def label(self) -> str:
+        """``name@version``, recorded on every signal."""
+        return f"{self.name}@{self.version}"
+
+
+class _AnchorIndex(Generic[T]):
+    """Which items (patterns) a text may match, by the words their anchors begin."""
+
+    def __init__(self, items: list[T], anchor_sets: list[frozenset[str] | None]) -> None:
+        self.items = items
+        self.always = frozenset(i for i, found in enumerate(anchor_sets) if found is None)
+        grouped: dict[str, set[int]] = {}
+        for number, found in enumerate(anchor_sets):
+            for anchor in found or ():
+                grouped.setdefault(anchor, set()).add(number)
+        self.by_prefix = {prefix: frozenset(ids) for prefix, ids in grouped.items()}
+        self.lengths = sorted({len(prefix) for prefix in self.by_prefix})
+        self._cache: dict[str, frozenset[int]] = {}
+
+    def candidates(self, words: Collection[str]) -> list[T]:
+        """The items whose anchors begin one of ``words``, in their original order."""
+        found = list(map(self._cache.get, words))
+        if None in found:
+            found = [self.hits(word) for word in words]
+        hits = self.always.union(*found)  # type: ignore[arg-type]
+        return [self.items[i] for i in sorted(hits)]
+
+    def hits(self, word: str) -> frozenset[int]:
+        """Items ``word`` is an anchor of (memoised: news reuses its words)."""
+        cached = self._cache.get(word)
+        if cached is None:
+            found: set[int] = set()
+            for length in self.lengths:
+                if length > len(word):
+                    break
+                found.update(self.by_prefix.get(word[:length], ()))
+            cached = frozenset(found)
+            if len(self._cache) < 200_000:
+                self._cache[word] = cached
+        return cached
+
+
+def load_rule_set(path: Path) -> RuleSet:
+    """Read and validate a rule file; errors name the file and the rule."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        msg = f"{path}: cannot read rule file: {error}"
+        raise RuleSetError(msg) from error
+    try:
+        return RuleSet.model_validate(data)
+    except ValidationError as error:
+        raise RuleSetError(_describe(path, data, error)) from error
+
+
+def builtin_rule_set() -> RuleSet:
+    """The rule set that ships with Flashpoint (entry point ``builtin``)."""
+    with resources.as_file(resources.files(__package__) / "rules" / "builtin.yaml") as path:
+        return load_rule_set(path)
+
+
+ENTRY_POINT_GROUP = "flashpoint.rules"
+
+
+def load_rule_sets(names: Sequence[str]) -> list[RuleSet]:
+    """Rule sets by entry-point name (group ``flashpoint.rules``) or YAML file path.
+
+    An entry point names a callable that returns a :class:`RuleSet` or the path of a rule
+    file. Rule ids must be unique across all the sets.
+    """
+    available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    rule_sets = []
+    for name in names:
+        if name in available:
+            rule_sets.append(_from_entry_point(name, available[name].load))
+        elif name.endswith((".yaml", ".yml")):
+            rule_sets.append(load_rule_set(Path(name)))
+        else:
+            known = ", ".join(sorted(available)) or "none"
+            msg = f"rule set {name!r} is neither a YAML file nor an entry point (known: {known})"
+            raise RuleSetError(msg)
+    seen: dict[str, str] = {}
+    for rule_set in rule_sets:
+        for rule in rule_set.rules:
+            if rule.id in seen:
+                msg = f"rule id {rule.id!r} is in both {seen[rule.id]} and {rule_set.label}"
+                raise RuleSetError(msg)
+            seen[rule.id] = rule_set.label
+    return rule_sets
+
+
+def _from_entry_point(name: str, load: Callable[[], Any]) -> RuleSet:
+    try:
+        provided = load()
+        value = provided() if callable(provided) else provided
+    except Exception as error:
+        msg = f"rule set entry point {name!r} failed to load: {error}"
+        raise RuleSetError(msg) from error
+    if isinstance(value, RuleSet):
+        return value
+    if isinstance(value, (str, Path)):
+        return load_rule_set(Path(value))
+    msg = f"rule set entry point {name!r} gave {type(value).__name__}, not a RuleSet or a path"
+    raise RuleSetError(msg)
+
+
+def _describe(path: Path, data: object, error: ValidationError) -> str:
+    lines = []
+    problems = error.errors(include_url=False)
+    for problem in problems:
+        loc = list(problem["loc"])
+        if loc == ["rules"] and problem["type"] == "too_short" and len(problems) > 1:
+            continue  # a consequence of a broken rule, reported on its own
+        where = ".".join(str(part) for part in loc)
+        if len(loc) > 1 and loc[0] == "rules" and isinstance(data, dict):
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                where = f"rule {data['rules'][loc[1]]['id']!r}: " + ".".join(map(str, loc[2:]))
+        lines.append(f"{path}: {where}: {problem['msg']}")
+    return "\n".join(lines)

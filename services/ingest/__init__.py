@@ -1,0 +1,1 @@
+"""Ingest: turns raw reports from every source into normalised, deduplicated reports."""

@@ -1,0 +1,101 @@
+"""Normalisation of raw reports: canonical URLs, clean text, stable ids. Pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from langdetect import DetectorFactory, LangDetectException, detect_langs
+
+from shared.messages import RawReport, Report
+
+DetectorFactory.seed = 0  # the same text always gets the same answer
+
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|ref_src|_ga|yclid)$", re.I
+)
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_SPACE = re.compile(r"\s+")
+
+
+def canonical_url(url: str) -> str:
+    """The URL without tracking parameters or fragment, with scheme and host lower-cased."""
+    parts = urlsplit(url.strip())
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not _TRACKING_PARAMS.match(k)
+    ]
+    host = _bracketed(parts.hostname or "")
+    if parts.port and not (
+        (parts.scheme == "http" and parts.port == 80)
+        or (parts.scheme == "https" and parts.port == 443)
+    ):
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host, parts.path or "/", urlencode(query), ""))
+
+
+def clean_text(text: str) -> str:
+    """NFC Unicode with markup and entities removed and whitespace collapsed."""
+    text = html.unescape(_TAG.sub(" ", text))
+    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def text_fingerprint(text: str) -> str:
+    """A digest that is equal for texts that differ only in case and spacing."""
+    return _digest(_SPACE.sub(" ", text.casefold()).strip())
+
+
+def url_fingerprint(url: str) -> str:
+    """A digest of the canonical form of ``url``."""
+    return _digest(url)
+
+
+def to_report(raw: RawReport, fetched_at: datetime) -> Report:
+    """Normalise ``raw`` into a report whose id is derived from its content.
+
+    The id is stable, so a redelivered inbox entry yields the same report and downstream
+    deduplication by id works.
+    """
+    url = canonical_url(raw.url) if raw.url else None
+    text = clean_text(raw.text)
+    identity = url_fingerprint(url) if url else text_fingerprint(text)
+    published = raw.published_at
+    if published is not None and published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return Report(
+        id=f"r-{identity[:20]}",
+        source=raw.source,
+        url=url,
+        title=clean_text(raw.title),
+        text=text or raw.text.strip(),
+        published_at=published or fetched_at,
+        published_estimated=published is None,
+        fetched_at=fetched_at,
+        language=raw.language or detect_language(text),
+    )
+
+
+def detect_language(text: str) -> str | None:
+    """The ISO 639-1 code of the text's language (from its first 300 characters), if clear."""
+    sample = text[:300]
+    if len(sample) < 20:
+        return None
+    try:
+        best = detect_langs(sample)[0]
+    except LangDetectException:
+        return None
+    return str(best.lang) if best.prob >= 0.8 else None
+
+
+def _bracketed(host: str) -> str:
+    host = host.lower()
+    return f"[{host}]" if ":" in host else host
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()

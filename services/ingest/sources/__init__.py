@@ -1,0 +1,1 @@
+"""Sources feed raw reports into the inbox stream."""

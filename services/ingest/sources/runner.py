@@ -1,0 +1,120 @@
+"""Runs every configured source on its interval, with backoff, and keeps their statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from services.ingest.sources.base import (
+    ConfiguredSource,
+    Publish,
+    RetryLater,
+    Source,
+    SourceContext,
+)
+from shared.logs import get_logger
+from shared.settings import Settings
+from shared.streams import DeadLetters
+
+log = get_logger(__name__)
+
+MAX_BACKOFF_S = 3600.0
+
+
+def stats_key(settings: Settings, name: str) -> str:
+    """The Redis hash of one source's statistics."""
+    return settings.key("source", name, "stats")
+
+
+def backoff(interval_s: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failed polls in a row: doubling, capped at an hour."""
+    return float(min(interval_s * 2 ** max(failures - 1, 0), MAX_BACKOFF_S))
+
+
+class SourceRunner:
+    """One task per source; a failing source never affects the others."""
+
+    def __init__(
+        self,
+        sources: list[ConfiguredSource],
+        client: aioredis.Redis,
+        settings: Settings,
+        publish: Publish,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.sources = sources
+        self.client = client
+        self.settings = settings
+        self.publish = publish
+        self.dead_letters = dead_letters
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start polling every source."""
+        self.tasks = [asyncio.create_task(self._run(source)) for source in self.sources]
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def context(self, name: str) -> SourceContext:
+        """What the source called ``name`` is given."""
+
+        async def publish(item: dict[str, Any]) -> object:
+            return await self.publish({"source": name, **item})
+
+        async def dead_letter(entry_id: str, error: str, payload: dict[str, str]) -> object:
+            log.warning("source item dead-lettered", source=name, item=entry_id, error=error)
+            return await self.dead_letters.record(
+                origin_stream=f"source:{name}",
+                entry_id=entry_id,
+                error=error,
+                error_type="BadSourceItem",
+                payload=payload,
+            )
+
+        return SourceContext(name, self.client, self.settings, publish, dead_letter)
+
+    def build(self, configured: ConfiguredSource) -> Source:
+        """The plugin instance of a configured source."""
+        return configured.plugin(configured.options, self.context(configured.entry.name))
+
+    async def poll_once(
+        self, configured: ConfiguredSource, source: Source, failures: int = 0
+    ) -> tuple[float, bool]:
+        """Poll once and record how it went; return seconds to the next poll and success."""
+        name, interval = configured.entry.name, configured.entry.interval_s
+        key = stats_key(self.settings, name)
+        now = time.time()
+        try:
+            published = await source.poll()
+        except RetryLater as slow_down:
+            await self.client.hset(key, mapping={"last_poll": now, "last_error": str(slow_down)})
+            log.warning("source asked to slow down", source=name, retry_in_s=slow_down.seconds)
+            return max(slow_down.seconds, 1.0), False
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            await self.client.hset(key, mapping={"last_poll": now, "last_error": reason})
+            await self.client.hincrby(key, "failures", 1)
+            log.warning("source poll failed", source=name, error=reason, failures=failures + 1)
+            return backoff(interval, failures + 1), False
+        await self.client.hset(key, mapping={"last_poll": now, "last_ok": now, "last_error": ""})
+        if published:
+            await self.client.hincrby(key, "published", published)
+        return interval, True
+
+    async def _run(self, configured: ConfiguredSource) -> None:
+        source = self.build(configured)
+        failures = 0
+        while True:
+            delay, ok = await self.poll_once(configured, source, failures)
+            failures = 0 if ok else failures + 1
+            await asyncio.sleep(delay)

@@ -1,0 +1,1 @@
+"""Notifier: delivers signals to people through apprise channels, once per channel."""

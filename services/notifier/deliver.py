@@ -1,0 +1,233 @@
+"""Delivering one alert to every channel: retried, recorded, and never twice to a channel."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+from services.notifier.channels import Channel, SendResult
+from services.notifier.formats import Rendered, Style, render_for
+from shared.logs import get_logger
+from shared.messages import DeliveryOutcome, DeliveryRecord, Label, Signal
+from shared.observe import DELIVERIES
+from shared.settings import Settings
+from shared.streams import PermanentError
+
+log = get_logger(__name__)
+
+Record = Callable[[DeliveryRecord], Awaitable[object]]
+
+SENDING = b"sending"
+SENT = b"sent"
+
+
+@dataclass(frozen=True)
+class Message:
+    """What to deliver: an id that makes it idempotent, its label, and how to write it."""
+
+    id: str
+    label: Label
+    render: Callable[[Style], Rendered]
+
+
+PERMANENT = "refused for good: "
+
+
+class DeliveryFailed(Exception):
+    """Some channels still failed after their retries; the signal will be tried again."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        super().__init__(
+            "delivery failed on " + "; ".join(f"{ch}: {why}" for ch, why in failures.items())
+        )
+        self.failures = failures
+
+
+class DeliveryRefused(DeliveryFailed, PermanentError):
+    """Every failing channel refused for good (a 4xx): dead-letter without retrying."""
+
+
+def delivery_error(failures: dict[str, str]) -> DeliveryFailed:
+    """The error for ``failures``: permanent only when every one of them is."""
+    if all(why.startswith(PERMANENT) for why in failures.values()):
+        return DeliveryRefused(failures)
+    return DeliveryFailed(failures)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter."""
+
+    attempts: int
+    backoff_s: float
+    timeout_s: float
+
+    def longest_s(self) -> float:
+        """The longest all attempts can take, pauses included."""
+        pauses = sum(self.backoff_s * 2.0 ** (n - 1) * 1.5 for n in range(1, self.attempts))
+        return self.attempts * self.timeout_s + pauses
+
+    def pause(self, attempt: int) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based)."""
+        base: float = self.backoff_s * 2.0 ** (attempt - 1)
+        return base * random.uniform(0.5, 1.5)
+
+
+class Deliverer:
+    """Sends alerts to channels, remembering in Redis which channel got which signal."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings, record: Record) -> None:
+        self.client = client
+        self.settings = settings
+        self.record = record
+        self.policy = RetryPolicy(
+            settings.notify_attempts, settings.notify_backoff_s, settings.notify_timeout_s
+        )
+
+    def sent_key(self, message_id: str, subscription: str, channel: Channel) -> str:
+        """The key that leases a message on ``channel`` while sending, then marks it sent."""
+        return self.settings.key("sent", message_id, subscription, channel.digest)
+
+    async def deliver(
+        self,
+        signal: Signal,
+        subscription: str,
+        timezone: str,
+        channels: Sequence[Channel],
+        plain: bool = False,
+        outlets: int = 1,
+    ) -> dict[str, str]:
+        """Deliver one signal to all of a subscription's channels; return the failures.
+
+        Each channel gets the alert written for its kind (email, Slack, Telegram, text), or
+        plain text everywhere when ``plain``.
+        """
+        return await self.deliver_message(
+            Message(
+                signal.id,
+                signal.label,
+                lambda style: render_for(
+                    "text" if plain else style, signal, timezone, outlets=outlets
+                ),
+            ),
+            subscription,
+            channels,
+        )
+
+    async def deliver_message(
+        self, message: Message, subscription: str, channels: Sequence[Channel]
+    ) -> dict[str, str]:
+        """Deliver ``message`` to every channel at once; return the failures by channel."""
+        outcomes = await asyncio.gather(
+            *(self._deliver_one(message, subscription, channel) for channel in channels)
+        )
+        return {ch.masked: why for ch, why in zip(channels, outcomes, strict=True) if why}
+
+    async def note(
+        self,
+        message_id: str,
+        label: Label,
+        subscription: str,
+        outcome: DeliveryOutcome,
+        reason: str,
+    ) -> None:
+        """Record a decision that sent nothing (suppressed, grouped), and why."""
+        await self.record(
+            DeliveryRecord(
+                signal_id=message_id,
+                label=label,
+                subscription=subscription,
+                outcome=outcome,
+                reason=reason,
+            )
+        )
+
+    async def _deliver_one(
+        self, message: Message, subscription: str, channel: Channel
+    ) -> str | None:
+        key = self.sent_key(message.id, subscription, channel)
+        state = await self._take_lease(key)
+        if state == "sent":
+            await self._record(message, subscription, channel, "duplicate", 0)
+            return None
+        if state == "busy":
+            return "another notifier is still delivering it"
+        attempt, result = await self._send_with_retries(message.render(channel.style), channel)
+        if result.ok:
+            await self.client.set(key, SENT, ex=self.settings.dedup_window_s)
+            await self._record(message, subscription, channel, "sent", attempt)
+            log.info("alert sent", channel=channel.masked, attempts=attempt)
+            return None
+        await self.client.delete(key)
+        await self._record(message, subscription, channel, "failed", attempt, result.error)
+        reason = result.error or "unknown error"
+        return f"{PERMANENT}{reason}" if result.permanent else reason
+
+    async def _take_lease(self, key: str) -> Literal["ours", "sent", "busy"]:
+        """Lease ``key`` for sending. If another notifier holds it, wait for that lease to end
+        (it sent the alert, or it died and the lease expires) rather than fail at once."""
+        lease_ms = int((self.policy.longest_s() + 5) * 1000)
+        deadline = asyncio.get_running_loop().time() + lease_ms / 1000 + 5
+        while True:
+            if await self.client.set(key, SENDING, nx=True, px=lease_ms):
+                return "ours"
+            if await self.client.get(key) in (SENT, SENT.decode()):
+                return "sent"
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return "busy"
+            ttl_ms = await self.client.pttl(key)
+            await asyncio.sleep(min(max(ttl_ms, 50) / 1000, 1.0, remaining))
+
+    async def _send_with_retries(self, alert: Rendered, channel: Channel) -> tuple[int, SendResult]:
+        result = SendResult(ok=False, error="not attempted")
+        attempt = 0
+        for attempt in range(1, self.policy.attempts + 1):
+            try:
+                result = await channel.send(
+                    alert.title, alert.body, self.policy.timeout_s, alert.body_format
+                )
+            except Exception as error:  # a plugin bug must not stop the other channels
+                result = SendResult(
+                    ok=False, error=channel.scrub(f"{type(error).__name__}: {error}")
+                )
+            if result.ok or result.permanent:
+                break
+            log.warning(
+                "channel send failed", channel=channel.masked, attempt=attempt, error=result.error
+            )
+            if attempt < self.policy.attempts:
+                pause = self.policy.pause(attempt)
+                if result.rate_limited:
+                    pause = max(pause, self.settings.rate_limit_wait_s)
+                await asyncio.sleep(pause)
+        return attempt, result
+
+    async def _record(
+        self,
+        message: Message,
+        subscription: str,
+        channel: Channel,
+        outcome: str,
+        attempts: int,
+        error: str | None = None,
+    ) -> None:
+        DELIVERIES.labels(channel.masked, outcome).inc()
+        await self.record(
+            DeliveryRecord.model_validate(
+                {
+                    "signal_id": message.id,
+                    "label": message.label,
+                    "subscription": subscription,
+                    "channel": channel.masked,
+                    "outcome": outcome,
+                    "attempts": attempts,
+                    "error": error,
+                }
+            )
+        )

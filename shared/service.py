@@ -1,0 +1,259 @@
+"""One Flashpoint service: a FastStream app with guarded consumers and trimmed publishers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from faststream import AckPolicy, FastStream
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.redis.publisher.usecase import StreamPublisher
+from faststream.specification import AsyncAPI
+from pydantic import BaseModel, ValidationError
+
+from shared.logs import get_logger
+from shared.messages import DeadLetter
+from shared.observe import Observer, quiet_server
+from shared.settings import ServiceName, Settings, input_of
+from shared.streams import DeadLetters, DeliveryGuard, ensure_group, redis_client, split_batch
+from shared.wire import PlainJsonFormat
+
+Handler = Callable[..., Awaitable[None]]
+M = TypeVar("M", bound=BaseModel)
+
+log = get_logger(__name__)
+
+
+class Service:
+    """Wiring shared by ingest, classifier and notifier.
+
+    ``consume`` registers a handler for new and reclaimed entries of a stream; ``publisher``
+    gives a stream publisher with an approximate MAXLEN. Consumer groups are created at id 0
+    when the app starts, before any subscriber reads.
+    """
+
+    def __init__(self, settings: Settings, name: ServiceName, group: str | None = None) -> None:
+        self.settings = settings
+        self.name = name
+        self.input_stream, default_group = input_of(settings, name)
+        self.redis = redis_client(settings)
+        self.guard = DeliveryGuard(
+            settings, self.redis, group or default_group, settings.consumer_for(name)
+        )
+        broker_logger = logging.getLogger(f"flashpoint.{name}.broker")
+        if broker_logger.getEffectiveLevel() > logging.DEBUG:
+            broker_logger.setLevel(logging.WARNING)  # FastStream's chatter about its own tasks
+        self.broker = RedisBroker(
+            settings.redis_url,
+            middlewares=[self.guard],
+            message_format=PlainJsonFormat,
+            logger=broker_logger,
+            log_level=logging.DEBUG,  # FastStream's per-message lines, only when debugging
+            graceful_timeout=settings.graceful_timeout_s,
+        )
+        self.inputs: list[str] = []
+        self.dead_letters = DeadLetters(self.publisher(settings.dead_letter_stream, DeadLetter))
+        self.guard.dead_letters = self.dead_letters
+
+    def publisher(self, stream: str, schema: type[BaseModel]) -> StreamPublisher:
+        """A publisher to ``stream``, documented with ``schema`` in the AsyncAPI document."""
+        return self.broker.publisher(
+            stream=StreamSub(stream, maxlen=self.settings.stream_maxlen),
+            schema=schema,
+            title=f"{stream}:publish",
+        )
+
+    def consume(
+        self, stream: str, handler: Handler, *, description: str, read_count: int | None = None
+    ) -> None:
+        """Run ``handler`` for every entry of ``stream``, at least once.
+
+        ``read_count`` (default ``FLASHPOINT_READ_COUNT``) bounds how many entries one read
+        takes. Entries read but not yet handled are not kept claimed, so a slow handler wants
+        a small one: the rest of the read must be handled within the claim idle time.
+        """
+        self._register(
+            stream,
+            handler,
+            handler,
+            batch=False,
+            read_count=read_count or self.settings.read_count,
+            description=description,
+        )
+
+    def consume_batches(
+        self,
+        stream: str,
+        model: type[M],
+        process: Callable[[list[M]], Awaitable[None]],
+        *,
+        description: str,
+    ) -> None:
+        """Run ``process`` on entries of ``stream`` taken ``read_count`` at a time.
+
+        Invalid entries of a batch are dead-lettered one by one and the rest processed
+        together. If ``process`` fails, the batch stays pending and the claimer retries its
+        entries one at a time, with the usual delivery limit and dead letters.
+        """
+        settings, guard = self.settings, self.guard
+
+        async def one(item: Any) -> None:
+            await process([item])
+
+        async def many(bodies: list[Any], msg: RedisBatchStreamMessage) -> None:
+            raw = msg.raw_message
+            valid: list[M] = []
+            started = time.perf_counter()
+            async with guard.kept_claimed(raw), asyncio.timeout(settings.handler_timeout_s):
+                for entry, body in zip(split_batch(raw), bodies, strict=True):
+                    try:
+                        valid.append(model.model_validate(body))
+                    except ValidationError as error:
+                        await guard.dead_letter(entry, error, 1)
+                if valid:
+                    await process(valid)
+            guard.count(stream, "processed", len(valid), time.perf_counter() - started)
+
+        one.__name__ = f"on_{model.__name__.lower()}"
+        one.__annotations__ = {"item": model, "return": None}
+        self._register(
+            stream, many, one, batch=True, read_count=settings.read_count, description=description
+        )
+
+    def _register(
+        self,
+        stream: str,
+        read: Handler,
+        reclaim: Handler,
+        *,
+        batch: bool,
+        read_count: int,
+        description: str,
+    ) -> None:
+        """Subscribe ``read`` to new entries and ``reclaim`` to entries the claimer takes over.
+
+        The subscriber that sees single entries documents the stream in the AsyncAPI
+        document, since its handler's parameter is the payload's model.
+        """
+        settings, guard = self.settings, self.guard
+        main = self.broker.subscriber(
+            stream=StreamSub(
+                stream,
+                group=guard.group,
+                consumer=guard.consumer,
+                batch=batch,
+                max_records=read_count,
+                polling_interval=settings.poll_interval_ms,
+            ),
+            ack_policy=AckPolicy.REJECT_ON_ERROR,
+            title=f"{stream}:consume",
+            description=description,
+            include_in_schema=not batch,
+        )
+        claimer = self.broker.subscriber(
+            stream=StreamSub(
+                stream,
+                group=guard.group,
+                consumer=guard.consumer,
+                min_idle_time=settings.claim_idle_ms,
+                polling_interval=max(settings.poll_interval_ms, 500),
+            ),
+            ack_policy=AckPolicy.REJECT_ON_ERROR,
+            title=f"{stream}:consume",
+            description=description,
+            include_in_schema=batch,
+        )
+        main(read)
+        claimer(reclaim)
+        guard.claimers.add(claimer)
+        guard.handler_names |= {reclaim.__name__}
+        self.inputs.append(stream)
+
+    async def publish_many(self, stream: str, messages: Sequence[BaseModel]) -> None:
+        """Publish ``messages`` to ``stream`` in one pipelined round trip (same JSON entries)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.xadd(
+                    stream,
+                    {"__data__": message.model_dump_json()},
+                    maxlen=self.settings.stream_maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def ensure_groups(self) -> None:
+        """Create this service's consumer groups at id 0 where they do not exist yet, and make
+        entries a previous run of this consumer left pending due for the claimer at once."""
+        for stream in self.inputs:
+            if await ensure_group(self.redis, stream, self.guard.group):
+                log.info("consumer group created", stream=stream, group=self.guard.group)
+            await self._reclaim_own(stream)
+
+    async def _reclaim_own(self, stream: str) -> None:
+        """Nothing of this consumer's runs yet, so whatever it has pending is a leftover."""
+        group, consumer = self.guard.group, self.guard.consumer
+        while leftovers := await self.redis.xpending_range(
+            stream, group, min="-", max="+", count=1000, consumername=consumer
+        ):
+            ids: list[int | bytes | str | memoryview[int]] = [e["message_id"] for e in leftovers]
+            await self.redis.xclaim(
+                stream, group, consumer, 0, ids, idle=self.settings.claim_idle_ms, justid=True
+            )
+            log.info(
+                "entries left pending by a previous run will be retried now",
+                stream=stream,
+                count=len(ids),
+            )
+            if len(ids) < 1000:
+                break
+
+    async def close(self) -> None:
+        """Release the service's own Redis connection."""
+        await self.redis.aclose()
+
+    def app(self) -> FastStream:
+        """The FastStream application that runs this service (with its health endpoints)."""
+        app = FastStream(
+            self.broker,
+            logger=logging.getLogger(f"flashpoint.{self.name}.app"),
+            on_startup=[self.ensure_groups],
+            after_shutdown=[self.close],
+            specification=AsyncAPI(
+                title=f"Flashpoint {self.name}",
+                version="1.0.0",
+                description=f"Stream contract of the Flashpoint {self.name} service.",
+            ),
+        )
+        if self.settings.health_port is not None:
+            self._observe(app, self.settings.health_port)
+        return app
+
+    def _observe(self, app: FastStream, port: int) -> None:
+        observer = Observer(
+            self.name,
+            self.redis,
+            lambda: [(stream, self.guard.group) for stream in self.inputs],
+            lambda: all(sub.running for sub in self.broker.subscribers),
+            self.settings.ready_max_lag,
+        )
+        server = quiet_server(observer.app(), self.settings.health_host, port)
+        tasks: list[asyncio.Task[None]] = []
+
+        @app.after_startup
+        async def start_observing() -> None:
+            tasks.append(asyncio.create_task(observer.keep_sampling(self.settings.sample_every_s)))
+            tasks.append(asyncio.create_task(server.serve()))
+            log.info("health endpoints", port=port, paths=["/healthz", "/readyz", "/metrics"])
+
+        @app.on_shutdown
+        async def stop_observing() -> None:
+            server.should_exit = True
+            tasks[0].cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

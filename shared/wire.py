@@ -1,0 +1,46 @@
+"""How messages are stored in stream entries: one ``__data__`` field of plain JSON.
+
+FastStream's default envelope is a binary format that only FastStream reads. Flashpoint's
+streams are a contract with outside programs, so every entry holds plain JSON instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fast_depends.library.serializer import SerializerProto
+from faststream._internal.basic_types import SendableMessage
+from faststream._internal.parser import CodecProto
+from faststream.redis.parser.message import MessageFormat
+
+
+class PlainJsonFormat(MessageFormat):
+    """The message body as JSON, no headers; decoding is left to the handler's validation."""
+
+    @classmethod
+    async def encode(
+        cls,
+        *,
+        message: Sequence[SendableMessage] | SendableMessage,
+        reply_to: str | None,
+        headers: dict[str, Any] | None,
+        correlation_id: str,
+        serializer: SerializerProto | None = None,
+        codec: CodecProto | None = None,
+    ) -> bytes:
+        """The JSON bytes of ``message``."""
+        built = await cls.build(
+            message=message,
+            reply_to=reply_to,
+            headers=headers,
+            correlation_id=correlation_id,
+            serializer=serializer,
+            codec=codec,
+        )
+        return built.data
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
+        """The entry's bytes as the body, with no headers."""
+        return data, {}

@@ -1,0 +1,76 @@
+"""Anchor words: the prefilter that decides which patterns run on a text."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from services.classifier.anchors import anchors, words
+from services.classifier.classify import find_evidence
+from services.classifier.rules import RuleSet, builtin_rule_set
+from services.supervisor import demo_feed
+
+CORPUS = Path(__file__).parent / "data" / "classifier_corpus.tsv"
+
+
+class TestAnchors:
+    @pytest.mark.parametrize(
+        ("pattern", "expected"),
+        [
+            ("clash(es|ed)?", {"clash"}),
+            ("(heavy |fierce )?fighting", {"fighting"}),
+            ("(violat\\w*|breach\\w*) (of )?(the )?(ceasefire|truce)", {"violat", "breach"}),
+            ("(talks|negotiations) (have )?(collapsed|failed)", {"collapsed", "failed"}),
+            ("cross-border (attacks?|shelling)", {"border"}),
+            ("[a-z]+ fire", {"fire"}),
+            (
+                "((suicide |car )?bomb(er|s)?|explosive device)",
+                {"suicide", "car", "bomb", "explosive"},
+            ),
+        ],
+    )
+    def test_anchor_sets(self, pattern: str, expected: set[str]) -> None:
+        """The anchors are the beginnings of the most selective word every match contains."""
+        assert anchors(pattern) == frozenset(expected)
+
+    @pytest.mark.parametrize("pattern", ["\\w+ed", "(a|b)", "[a-z]+ \\w+"])
+    def test_patterns_without_anchors_always_run(self, pattern: str) -> None:
+        """A pattern with no readable anchor of two letters or more gets None."""
+        assert anchors(pattern) is None
+
+    def test_words_are_lower_case_tokens(self) -> None:
+        """Text is split into lower-case letter and digit runs."""
+        assert words("Cease-fire in Sa Kaeo, 2026!") == [
+            "cease",
+            "fire",
+            "in",
+            "sa",
+            "kaeo",
+            "2026",
+        ]
+
+
+def corpus_texts() -> list[str]:
+    with CORPUS.open(encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        texts = [row["text"] for row in rows]
+    for line in demo_feed().read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        texts.append(f"{item['title']}\n{item['text']}")
+    return texts
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return builtin_rule_set()
+
+
+def test_prefilter_never_misses_a_match(rules: RuleSet) -> None:
+    """On the corpus and the demo feed, evidence with the prefilter equals evidence without."""
+    texts = corpus_texts()
+    assert len(texts) > 500
+    for text in texts:
+        assert find_evidence(text, rules) == find_evidence(text, rules, prefilter=False), text

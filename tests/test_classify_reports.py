@@ -1,0 +1,153 @@
+"""Reports the classifier must get right, read as a specification of its behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.classifier.classify import Classifier
+from services.classifier.gazetteer import builtin_gazetteer
+from services.classifier.rules import builtin_rule_set
+from shared.messages import Severity, Signal
+from tests.factories import make_report
+
+SAMPLE = (
+    "Renewed fighting along the Sa Kaeo\u2013Banteay Meanchey frontier has followed the collapse "
+    "of a previous truce, raising concerns about the humanitarian toll and broader regional "
+    'stability. U.S. Secretary of State Marco Rubio told reporters Washington is "cautiously '
+    'optimistic" that a new ceasefire could be achieved imminently, as both sides face mounting '
+    "international pressure to halt hostilities and resume negotiations. Fresh clashes have "
+    "displaced hundreds of thousands and inflicted casualties on both sides."
+)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier((builtin_rule_set(),), builtin_gazetteer())
+
+
+def classify(classifier: Classifier, text: str, title: str = "") -> Signal:
+    return classifier.classify(make_report(text=text, title=title, url=None))
+
+
+def phrases(signal: Signal, kind: str) -> list[str]:
+    return [e.phrase.lower() for e in signal.evidence if e.kind == kind]
+
+
+class TestTheBorderReport:
+    def test_escalation_is_primary_and_high(self, classifier: Classifier) -> None:
+        """Renewed fighting after a collapsed truce is an escalation of high severity or more."""
+        signal = classify(classifier, SAMPLE)
+        assert signal.label == "escalation"
+        assert signal.severity >= Severity.HIGH
+        assert signal.flags[0].kind == "escalation"
+        assert signal.flags[0].modality == "event"
+
+    def test_escalation_evidence(self, classifier: Classifier) -> None:
+        """Fighting, the truce's collapse, clashes and displacement are the evidence."""
+        evidence = " | ".join(phrases(classify(classifier, SAMPLE), "escalation"))
+        for expected in (
+            "renewed fighting",
+            "collapse of a previous truce",
+            "clashes",
+            "displaced",
+        ):
+            assert expected in evidence
+
+    def test_ceasefire_is_flagged_as_intent(self, classifier: Classifier) -> None:
+        """Hope of a new ceasefire is flagged, as intent, not as an agreement."""
+        signal = classify(classifier, SAMPLE)
+        ceasefire = [flag for flag in signal.flags if flag.kind == "ceasefire"]
+        assert len(ceasefire) == 1
+        assert ceasefire[0].modality == "intent"
+        assert all(e.rule != "ceasefire.agreement" for e in signal.evidence)
+
+    def test_where_and_who(self, classifier: Classifier) -> None:
+        """Thailand and Cambodia are where; Sa Kaeo and Banteay Meanchey the provinces."""
+        signal = classify(classifier, SAMPLE)
+        assert signal.countries == ("KH", "TH")
+        provinces = {(p.name, p.country) for p in signal.places if p.admin_level == 1}
+        assert provinces == {("Sa Kaeo", "TH"), ("Banteay Meanchey", "KH")}
+        assert any(a.country == "US" and a.kind == "government" for a in signal.actors)
+
+    def test_displacement_read_as_at_least_200000(self, classifier: Classifier) -> None:
+        """ "Displaced hundreds of thousands" is at least 200,000 people."""
+        assert classify(classifier, SAMPLE).figures.displaced == 200_000
+
+    def test_incident_key(self, classifier: Classifier) -> None:
+        """The incident key names the kind, the countries and the main province."""
+        assert classify(classifier, SAMPLE).incident_key == "escalation:KH-TH:sa-kaeo"
+
+
+class TestLanguageThatMustNotFoolIt:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Thailand accused Cambodian troops of having violated the ceasefire near Surin.",
+            "The truce collapsed on Monday after artillery fire near the border.",
+            "Peace talks broke down in Kuala Lumpur and both armies went on high alert.",
+            "The rebels rejected the peace plan and vowed to fight on.",
+            "There is no ceasefire in sight, the army spokesman said after the border clash.",
+        ],
+    )
+    def test_reversals_are_escalation(self, classifier: Classifier, text: str) -> None:
+        """A collapsed, violated or rejected ceasefire is escalation, not ceasefire."""
+        signal = classify(classifier, text)
+        assert signal.label == "escalation"
+        assert signal.escalation > signal.ceasefire
+
+    def test_calls_weigh_less_than_signatures(self, classifier: Classifier) -> None:
+        """Calling for a ceasefire is weaker ceasefire evidence than signing one."""
+        called = classify(classifier, "The UN called for a ceasefire between the two armies.")
+        signed = classify(classifier, "The two armies signed a ceasefire in Kuala Lumpur.")
+        assert called.label == signed.label == "ceasefire"
+        assert called.ceasefire < signed.ceasefire
+        assert called.flags[0].modality == "intent"
+        assert signed.flags[0].modality == "event"
+
+    def test_threat_is_weaker_than_attack(self, classifier: Classifier) -> None:
+        """A threat to retaliate is escalation evidence, weaker and less severe than an attack."""
+        threat = classify(classifier, "Cambodia threatened to retaliate against Thai troops.")
+        attack = classify(classifier, "Thai troops shelled Cambodian positions, killing two.")
+        assert threat.label == "escalation"
+        assert threat.flags[0].modality == "threat"
+        assert threat.escalation < attack.escalation
+        assert threat.severity < attack.severity
+
+    def test_history_weighs_less_than_a_new_event(self, classifier: Classifier) -> None:
+        """A background mention of an old accord weighs less than a new agreement."""
+        background = classify(classifier, "Officials met in Bangkok, citing the 2025 peace accord.")
+        new = classify(classifier, "Thailand and Cambodia signed a peace accord on Tuesday.")
+        assert background.label == "none"
+        assert [e.modality for e in background.evidence] == ["background"]
+        assert background.ceasefire < new.ceasefire
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Thailand and Cambodia meet in a clash of the titans in the SEA Games final.",
+            "Mobile operators launched a price war over 5G plans in Bangkok.",
+            "Police said the robber shot and killed a shopkeeper in Phnom Penh.",
+            "Floods forced thousands to evacuate in Ubon Ratchathani; two people died.",
+            "A dengue outbreak has killed 14 people in Battambang this year.",
+            "Thousands of students marched peacefully in Bangkok over tuition fees.",
+        ],
+    )
+    def test_not_armed_conflict_is_none(self, classifier: Classifier, text: str) -> None:
+        """Crime, disasters, disease, sport, markets and peaceful protest are not signals."""
+        assert classify(classifier, text).label == "none"
+
+    def test_negated_event_does_not_count(self, classifier: Classifier) -> None:
+        """A denied clash is not evidence of one."""
+        signal = classify(classifier, "The army denied that its troops had clashed at the border.")
+        assert "clashed" not in phrases(signal, "escalation")
+
+
+class TestSeverity:
+    def test_deaths_raise_severity(self, classifier: Classifier) -> None:
+        """Ten or more killed is critical; troop movements alone are low."""
+        deadly = classify(classifier, "Artillery fire on the border killed 12 soldiers.")
+        moves = classify(classifier, "Thailand deployed reinforcements to the border.")
+        assert deadly.severity == Severity.CRITICAL
+        assert deadly.figures.killed == 12
+        assert moves.label == "escalation"
+        assert moves.severity == Severity.LOW
