@@ -6,7 +6,6 @@ are sampled from Redis every few seconds by the same task that decides readiness
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from shared.loops import Loop
 
 ENTRIES = Counter(
     "flashpoint_entries_total",
@@ -84,11 +85,14 @@ class Observer:
         self.readiness = Readiness(problems=problems, sampled_at=time.time())
         return self.readiness
 
-    async def keep_sampling(self, every_s: float) -> None:
-        """Sample until cancelled."""
-        while True:
+    def sampling(self, every_s: float) -> Loop:
+        """A loop that samples every ``every_s`` seconds (start it, stop it)."""
+
+        async def sample_once() -> float:
             await self.sample()
-            await asyncio.sleep(every_s)
+            return every_s
+
+        return Loop(f"{self.service} health sampling", sample_once)
 
     def app(self) -> FastAPI:
         """The HTTP application with /healthz, /readyz and /metrics."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -242,18 +241,18 @@ class Service:
             self.settings.ready_max_lag,
         )
         server = quiet_server(observer.app(), self.settings.health_host, port)
-        tasks: list[asyncio.Task[None]] = []
+        sampling = observer.sampling(self.settings.sample_every_s)
+        serving: list[asyncio.Task[None]] = []
 
         @app.after_startup
         async def start_observing() -> None:
-            tasks.append(asyncio.create_task(observer.keep_sampling(self.settings.sample_every_s)))
-            tasks.append(asyncio.create_task(server.serve()))
+            sampling.start()
+            serving.append(asyncio.create_task(server.serve()))
             log.info("health endpoints", port=port, paths=["/healthz", "/readyz", "/metrics"])
 
         @app.on_shutdown
         async def stop_observing() -> None:
             server.should_exit = True
-            tasks[0].cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await sampling.stop()
+            for task in serving:
+                await task

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from shared.logs import bound_report, get_logger
+from shared.loops import Loop
 from shared.messages import DeadLetter
 from shared.observe import ENTRIES, HANDLER_SECONDS
 from shared.settings import Settings
@@ -207,26 +208,25 @@ class DeliveryGuard:
         them from this live consumer (XCLAIM ... JUSTID does not count as a delivery)."""
         interval_ms = self.settings.claim_idle_ms // 3
 
-        async def touch() -> None:
-            while True:
-                await asyncio.sleep(interval_ms / 1000)
-                try:
-                    await self.client.xclaim(
-                        raw["channel"],
-                        self.group,
-                        self.consumer,
-                        min_idle_time=interval_ms // 2,
-                        message_ids=list(raw["message_ids"]),
-                        justid=True,
-                    )
-                except aioredis.RedisError as error:
-                    log.warning("could not renew the claim on an entry", error=str(error))
+        async def touch() -> float:
+            try:
+                await self.client.xclaim(
+                    raw["channel"],
+                    self.group,
+                    self.consumer,
+                    min_idle_time=interval_ms // 2,
+                    message_ids=list(raw["message_ids"]),
+                    justid=True,
+                )
+            except aioredis.RedisError as error:
+                log.warning("could not renew the claim on an entry", error=str(error))
+            return interval_ms / 1000
 
-        heartbeat = asyncio.create_task(touch())
+        heartbeat = Loop("claim heartbeat", touch, first_delay_s=interval_ms / 1000).start()
         try:
             yield
         finally:
-            heartbeat.cancel()
+            await heartbeat.stop()
 
     async def dead_letter(
         self,

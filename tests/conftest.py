@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
 import subprocess
@@ -23,6 +24,32 @@ from faststream import FastStream
 from shared.embedded import EmbeddedRedis
 from shared.service import Service
 from shared.settings import Settings
+
+WATCHDOG_MARGIN_S = 60.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """End the whole run if one test, with its set-up and teardown, hangs.
+
+    pytest-timeout disarms its timer as soon as a test fails (its ``pytest_exception_interact``
+    hook, meant for debuggers), so a teardown that hangs after a failure would stall CI for
+    good. This watchdog stays armed until the test's teardown is over.
+    """
+    limit = float(item.config.getini("timeout") or 0) + WATCHDOG_MARGIN_S
+
+    def bite() -> None:
+        sys.__stderr__.write(f"\n{item.nodeid} still running after {limit:.0f} s; stacks:\n")
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        os._exit(3)
+
+    watchdog = threading.Timer(limit, bite)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from faststream import FastStream
 
 from services.notifier.deliver import Deliverer
 from services.notifier.route import Router
 from services.notifier.store import SubscriptionStore
 from shared.logs import bound_report, get_logger
+from shared.loops import Loop
 from shared.messages import DeliveryRecord, Signal, utc_now
 from shared.service import Service
 from shared.settings import Settings
@@ -47,26 +45,19 @@ def build(settings: Settings) -> tuple[FastStream, Service]:
             changes = await store.load_file(settings.subscriptions_file)
             log.info("subscriptions loaded", file=str(settings.subscriptions_file), **changes)
 
-    flusher: list[asyncio.Task[None]] = []
+    async def flush_due_groups() -> float:
+        await router.flush(utc_now())
+        return settings.flush_interval_s
 
-    async def flush_groups() -> None:
-        while True:
-            try:
-                await router.flush(utc_now())
-            except Exception as error:  # the loop must outlive a Redis hiccup
-                log.warning("sending due groups failed; will retry", error=str(error))
-            await asyncio.sleep(settings.flush_interval_s)
+    flusher = Loop("notifier group flusher", flush_due_groups)
 
     @app.after_startup
     async def start_flusher() -> None:
-        flusher.append(asyncio.create_task(flush_groups()))
+        flusher.start()
 
     @app.on_shutdown
     async def stop_flusher() -> None:
-        for task in flusher:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await flusher.stop()
 
     @app.after_startup
     async def announce_subscriptions() -> None:

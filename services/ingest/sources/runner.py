@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ from services.ingest.sources.base import (
     SourceContext,
 )
 from shared.logs import get_logger
+from shared.loops import Loop
 from shared.settings import Settings
 from shared.streams import DeadLetters
 
@@ -51,19 +51,15 @@ class SourceRunner:
         self.settings = settings
         self.publish = publish
         self.dead_letters = dead_letters
-        self.tasks: list[asyncio.Task[None]] = []
+        self.loops: list[Loop] = []
 
     def start(self) -> None:
         """Start polling every source."""
-        self.tasks = [asyncio.create_task(self._run(source)) for source in self.sources]
+        self.loops = [self._polling(source).start() for source in self.sources]
 
     async def stop(self) -> None:
-        """Stop polling."""
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop polling, letting polls under way finish."""
+        await asyncio.gather(*(loop.stop() for loop in self.loops))
 
     def context(self, name: str) -> SourceContext:
         """What the source called ``name`` is given."""
@@ -111,10 +107,14 @@ class SourceRunner:
             await self.client.hincrby(key, "published", published)
         return interval, True
 
-    async def _run(self, configured: ConfiguredSource) -> None:
+    def _polling(self, configured: ConfiguredSource) -> Loop:
         source = self.build(configured)
         failures = 0
-        while True:
+
+        async def poll() -> float:
+            nonlocal failures
             delay, ok = await self.poll_once(configured, source, failures)
             failures = 0 if ok else failures + 1
-            await asyncio.sleep(delay)
+            return delay
+
+        return Loop(f"source {configured.entry.name}", poll)
