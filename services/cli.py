@@ -161,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
         "Streams, groups, lag, pending, dead letters; non-zero exit on trouble.",
     )
     status.add_argument("--max-lag", type=int, default=1000, help="lag that needs attention")
+    from bench import command as bench_command
     from services import dlq
     from services.ingest import commands as ingest_commands
     from services.notifier import audit, commands
@@ -169,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_commands(sub)
     dlq.add_commands(sub)
     ingest_commands.add_commands(sub)
+    bench_command.add_commands(sub)
     docs = add("docs", cmd_docs, "Write the AsyncAPI document of the stream contracts.")
     docs.add_argument("--out", default="-", help="file to write, or - for standard output")
     ev = add("eval", cmd_eval, "Measure the classifier on a TSV file with text and label columns.")
