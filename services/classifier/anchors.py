@@ -30,7 +30,7 @@ def anchors(pattern: str) -> frozenset[str] | None:
 
     ``None`` when no such set can be read from the pattern: it must then always run.
     """
-    items = list(sre_parse.parse(pattern.lower()))
+    items = list(sre_parse.parse(lower_literals(pattern)))
     best: frozenset[str] | None = None
     for index, item in enumerate(items):
         if not _mandatory(item) or not _starts_word(items, index):
@@ -113,3 +113,13 @@ def words(text: str) -> list[str]:
 
 
 _WORDS = re.compile(r"[a-z0-9]+")
+
+
+def lower_literals(pattern: str) -> str:
+    """``pattern`` with its literal letters in lower case; escapes such as ``\\W`` are kept."""
+    lowered = []
+    escaped = False
+    for char in pattern:
+        lowered.append(char if escaped else char.lower())
+        escaped = not escaped and char == "\\"
+    return "".join(lowered)

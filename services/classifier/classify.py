@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from services.classifier.anchors import words
 from services.classifier.figures import read_figures
 from services.classifier.gazetteer import Found, Gazetteer
-from services.classifier.rules import Rule, RuleSet
+from services.classifier.rules import Rule, RuleSet, word_matches
 from shared.messages import (
     Evidence,
     Figures,
@@ -73,17 +73,18 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
     ``prefilter=False`` runs every pattern instead of those whose anchors the text has; the
     result must be the same (tests check it), only slower.
     """
-    lowered = text.lower()
+    lowered = lower_case(text)
     vocabulary = set(words(lowered))
     candidates = rules.candidates(vocabulary) if prefilter else rules.every_pattern()
     if not candidates:
         return []
-    if any(rule.needs_context for rule, _ in candidates) and not rules.in_context(text, vocabulary):
+    needs_context = any(rule.needs_context for rule, _ in candidates)
+    if needs_context and not rules.in_context(lowered, vocabulary):
         candidates = [(rule, pattern) for rule, pattern in candidates if not rule.needs_context]
     matches = [
         _Match(rule, match.start(), match.end())
         for rule, pattern in candidates
-        for match in pattern.finditer(text)
+        for match in word_matches(pattern, lowered)
     ]
     matches.sort(key=lambda m: (m.start - m.end, -m.rule.weight, m.start))
     kept: list[_Match] = []
@@ -93,6 +94,14 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
             kept.append(match)
     kept.sort(key=lambda m: m.start)
     return [_evidence(text, lowered, match, rules) for match in kept]
+
+
+def lower_case(text: str) -> str:
+    """``text`` in lower case, character for character, so offsets into it hold for ``text``."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(char if len(char.lower()) != 1 else char.lower() for char in text)
 
 
 def score(evidence: Sequence[Evidence], kind: SignalKind) -> float:

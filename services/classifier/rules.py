@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import cached_property
 from importlib import resources
 from importlib.metadata import entry_points
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.classifier.anchors import anchors
+from services.classifier.anchors import anchors, lower_literals
 from shared.messages import Score, Severity, SignalKind
 
 T = TypeVar("T")
@@ -25,11 +25,29 @@ class RuleSetError(ValueError):
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
+    """The pattern, to run with :func:`word_matches` on lower-cased text.
+
+    Lower-casing the text once beats IGNORECASE, and leaving the leading word boundary to
+    :func:`word_matches` lets the regex engine skip to the pattern's possible first characters;
+    together they halve the time patterns take.
+    """
     try:
-        return re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE)
+        return re.compile(rf"(?:{lower_literals(pattern)})\b")
     except re.error as error:
         msg = f"pattern {pattern!r} is not a valid regular expression: {error}"
         raise ValueError(msg) from error
+
+
+def word_matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """Non-overlapping matches of ``pattern`` that begin a word, as ``\\b(?:pattern)`` would."""
+    position = 0
+    while match := pattern.search(text, position):
+        start, end = match.span()
+        if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            position = start + 1
+            continue
+        yield match
+        position = end if end > start else start + 1
 
 
 class Rule(BaseModel):
@@ -107,11 +125,14 @@ class RuleSet(BaseModel):
         """Every (rule, pattern) pair, as :meth:`candidates` would give with no prefilter."""
         return list(self._rule_index.items)
 
-    def in_context(self, text: str, words: Collection[str]) -> bool:
-        """Whether ``text`` names something military (always true without context cues)."""
+    def in_context(self, lowered: str, words: Collection[str]) -> bool:
+        """Whether the lower-cased text names something military (true without context cues)."""
         if not self.context:
             return True
-        return any(pattern.search(text) for pattern in self._context_index.candidates(words))
+        return any(
+            next(word_matches(pattern, lowered), None)
+            for pattern in self._context_index.candidates(words)
+        )
 
     @cached_property
     def _rule_index(self) -> _AnchorIndex[tuple[Rule, re.Pattern[str]]]:
