@@ -38,16 +38,24 @@ def free_port(preferred: int | None = None) -> int:
 class EmbeddedRedis:
     """A redis-server child process on a loopback port, with append-only persistence."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        appendonly: bool = True,
+        password: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port(port)
         self.appendonly = appendonly
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The server's URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The server's URL (with its password, when it has one)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> str:
         """Start the server and wait until it answers PING; return its URL."""
@@ -71,6 +79,11 @@ class EmbeddedRedis:
             "--protected-mode",
             "yes",
         ]
+        if self.password:  # from a private file, not the command line that ps shows
+            secret = self.data_dir / "password.conf"
+            secret.touch(mode=0o600)
+            secret.write_text(f"requirepass {self.password}\n")
+            command.insert(1, str(secret.resolve()))
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
         )
