@@ -67,18 +67,22 @@ def tls_redis_url(tmp_path: Path) -> Iterator[str]:
         pytest.skip("needs a TLS-capable redis-server and openssl on PATH")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
         check=True,
         capture_output=True,
     )
     port = free_port()
     process = subprocess.Popen(
-        [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
-        + ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
-        + ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
-        + ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        [
+            *(server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"),
+            *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+            *("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"),
+            *("--save", "", "--appendonly", "no", "--dir", str(tmp_path)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
