@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     flush_interval_s: float = Field(
         1.0, gt=0, description="How often the notifier looks for grouped alerts that are due."
     )
+    operators_subscription: str = Field(
+        "operators",
+        description="The stored subscription warned when a source falls silent "
+        "(the dead man's switch of sources with silent_after_s).",
+    )
+    deadman_check_s: float = Field(
+        30.0, gt=0, description="How often the notifier checks for silent sources."
+    )
     notify_attempts: int = Field(3, ge=1, le=10, description="Tries per channel per delivery.")
     notify_backoff_s: float = Field(0.5, ge=0, description="First pause between tries.")
     rate_limit_wait_s: float = Field(

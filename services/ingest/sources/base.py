@@ -73,6 +73,12 @@ class SourceEntry(BaseModel):
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
     type: str
     interval_s: float = Field(300.0, ge=0.05, le=86_400.0)
+    silent_after_s: float | None = Field(
+        None,
+        ge=1.0,
+        description="Warn the operators when the source has published nothing for this long "
+        "(a dead man's switch); unset, nobody is warned.",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -18,7 +18,7 @@ from services.ingest.sources.base import (
 from shared.logs import get_logger
 from shared.loops import Loop
 from shared.settings import Settings
-from shared.streams import DeadLetters
+from shared.streams import DeadLetters, as_text
 
 log = get_logger(__name__)
 
@@ -28,6 +28,11 @@ MAX_BACKOFF_S = 3600.0
 def stats_key(settings: Settings, name: str) -> str:
     """The Redis hash of one source's statistics."""
     return settings.key("source", name, "stats")
+
+
+def watched_key(settings: Settings) -> str:
+    """The Redis set of sources with a dead man's switch (``silent_after_s``)."""
+    return settings.key("sources", "watched")
 
 
 def backoff(interval_s: float, failures: int) -> float:
@@ -104,15 +109,35 @@ class SourceRunner:
             return backoff(interval, failures + 1), False
         await self.client.hset(key, mapping={"last_poll": now, "last_ok": now, "last_error": ""})
         if published:
+            await self.client.hset(key, "last_item", now)
             await self.client.hincrby(key, "published", published)
         return interval, True
+
+    async def watch(self, configured: ConfiguredSource) -> None:
+        """Record the source's dead man's switch, if it has one, starting the clock now."""
+        name, limit = configured.entry.name, configured.entry.silent_after_s
+        key = stats_key(self.settings, name)
+        configured_names = {source.entry.name for source in self.sources}
+        for watched in await self.client.smembers(watched_key(self.settings)):
+            if as_text(watched) not in configured_names:  # no longer configured: stop watching
+                await self.client.srem(watched_key(self.settings), watched)
+        if limit is None:
+            await self.client.srem(watched_key(self.settings), name)
+            await self.client.hdel(key, "silent_after_s")
+            return
+        await self.client.hset(key, mapping={"silent_after_s": limit, "watched_since": time.time()})
+        await self.client.sadd(watched_key(self.settings), name)
 
     def _polling(self, configured: ConfiguredSource) -> Loop:
         source = self.build(configured)
         failures = 0
+        watching = False
 
         async def poll() -> float:
-            nonlocal failures
+            nonlocal failures, watching
+            if not watching:
+                await self.watch(configured)
+                watching = True
             delay, ok = await self.poll_once(configured, source, failures)
             failures = 0 if ok else failures + 1
             return delay
