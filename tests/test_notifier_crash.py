@@ -38,7 +38,8 @@ async def test_killed_notifier_delivers_each_alert_once(
     http_sink: HttpSink,
     tmp_path: Path,
 ) -> None:
-    """SIGKILL part-way through: after a restart, every alert reached the channel once."""
+    """SIGKILL part-way through: after a restart, every alert reached the channel once,
+    except possibly the one in flight at the kill (the window the README documents)."""
     settings = make_settings(notify_urls=[f"json://127.0.0.1:{http_sink.port}/"])
     for n in range(SIGNALS):
         signal_ = make_signal(make_report(id=f"r-{n:03d}", title=f"Alert {n:03d}"))
@@ -48,6 +49,7 @@ async def test_killed_notifier_delivers_each_alert_once(
         await wait_for(lambda: len(http_sink.requests) >= SIGNALS // 3, within=30)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        await asyncio.sleep(0.2)  # the sink finishes reading a request that was in flight
         delivered_before_kill = len(http_sink.requests)
         second = start_notifier(settings, tmp_path / "notifier.log")
         try:
@@ -59,7 +61,13 @@ async def test_killed_notifier_delivers_each_alert_once(
     finally:
         if first.poll() is None:
             first.kill()
-    titles = Counter(body["title"] for body in http_sink.json_bodies())
+    bodies = http_sink.json_bodies()
+    titles = Counter(body["title"] for body in bodies)
     assert delivered_before_kill < SIGNALS
     assert len(titles) == SIGNALS
-    assert [title for title, count in titles.items() if count > 1] == []
+    # The one window left: the alert the channel accepted just before the kill, not yet
+    # marked sent, goes out again once its lease expires. Alerts are sent one at a time, so
+    # it can only be the last one the killed notifier sent, and only twice.
+    in_flight = bodies[delivered_before_kill - 1]["title"]
+    assert [title for title, count in titles.items() if count > 1] in ([], [in_flight])
+    assert titles[in_flight] <= 2

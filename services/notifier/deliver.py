@@ -21,6 +21,7 @@ from shared.streams import PermanentError
 log = get_logger(__name__)
 
 Record = Callable[[DeliveryRecord], Awaitable[object]]
+RecordMany = Callable[[Sequence[DeliveryRecord]], Awaitable[object]]
 
 SENDING = b"sending"
 SENT = b"sent"
@@ -78,16 +79,58 @@ class RetryPolicy:
         return base * random.uniform(0.5, 1.5)
 
 
-class Deliverer:
-    """Sends alerts to channels, remembering in Redis which channel got which signal."""
+class RecordBatch:
+    """Delivery records gathered while a batch is routed, published together on :meth:`flush`.
 
-    def __init__(self, client: aioredis.Redis, settings: Settings, record: Record) -> None:
+    Records that could not be published stay gathered, so a later flush tries them again.
+    """
+
+    def __init__(self, record: Record, record_many: RecordMany | None = None) -> None:
+        self._record = record
+        self._record_many = record_many
+        self._pending: list[DeliveryRecord] = []
+
+    async def add(self, record: DeliveryRecord) -> None:
+        """Gather one record (a :data:`Record` sink, so the deliverer can write to it)."""
+        self._pending.append(record)
+
+    async def flush(self) -> None:
+        """Publish every gathered record, in one round trip when the deliverer can."""
+        while self._pending:
+            if self._record_many is not None:
+                records = list(self._pending)
+                await self._record_many(records)
+                del self._pending[: len(records)]
+            else:
+                await self._record(self._pending[0])
+                del self._pending[0]
+
+
+class Deliverer:
+    """Sends alerts to channels, remembering in Redis which channel got which signal.
+
+    ``record`` publishes one delivery record; ``record_many``, if given, publishes many in
+    one round trip (see :meth:`batch`).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: Settings,
+        record: Record,
+        record_many: RecordMany | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.record = record
+        self.record_many = record_many
         self.policy = RetryPolicy(
             settings.notify_attempts, settings.notify_backoff_s, settings.notify_timeout_s
         )
+
+    def batch(self) -> RecordBatch:
+        """A place to gather the records of one batch and publish them together."""
+        return RecordBatch(self.record, self.record_many)
 
     def sent_key(self, message_id: str, subscription: str, channel: Channel) -> str:
         """The key that leases a message on ``channel`` while sending, then marks it sent."""
@@ -101,11 +144,13 @@ class Deliverer:
         channels: Sequence[Channel],
         plain: bool = False,
         outlets: int = 1,
+        record: Record | None = None,
     ) -> dict[str, str]:
         """Deliver one signal to all of a subscription's channels; return the failures.
 
         Each channel gets the alert written for its kind (email, Slack, Telegram, text), or
-        plain text everywhere when ``plain``.
+        plain text everywhere when ``plain``. Records go to ``record`` (default: published
+        one by one).
         """
         return await self.deliver_message(
             Message(
@@ -117,14 +162,20 @@ class Deliverer:
             ),
             subscription,
             channels,
+            record,
         )
 
     async def deliver_message(
-        self, message: Message, subscription: str, channels: Sequence[Channel]
+        self,
+        message: Message,
+        subscription: str,
+        channels: Sequence[Channel],
+        record: Record | None = None,
     ) -> dict[str, str]:
         """Deliver ``message`` to every channel at once; return the failures by channel."""
+        sink = record or self.record
         outcomes = await asyncio.gather(
-            *(self._deliver_one(message, subscription, channel) for channel in channels)
+            *(self._deliver_one(message, subscription, channel, sink) for channel in channels)
         )
         return {ch.masked: why for ch, why in zip(channels, outcomes, strict=True) if why}
 
@@ -135,9 +186,10 @@ class Deliverer:
         subscription: str,
         outcome: DeliveryOutcome,
         reason: str,
+        record: Record | None = None,
     ) -> None:
         """Record a decision that sent nothing (suppressed, grouped), and why."""
-        await self.record(
+        await (record or self.record)(
             DeliveryRecord(
                 signal_id=message_id,
                 label=label,
@@ -148,23 +200,23 @@ class Deliverer:
         )
 
     async def _deliver_one(
-        self, message: Message, subscription: str, channel: Channel
+        self, message: Message, subscription: str, channel: Channel, record: Record
     ) -> str | None:
         key = self.sent_key(message.id, subscription, channel)
         state = await self._take_lease(key)
         if state == "sent":
-            await self._record(message, subscription, channel, "duplicate", 0)
+            await self._record(record, message, subscription, channel, "duplicate", 0)
             return None
         if state == "busy":
             return "another notifier is still delivering it"
         attempt, result = await self._send_with_retries(message.render(channel.style), channel)
         if result.ok:
             await self.client.set(key, SENT, ex=self.settings.dedup_window_s)
-            await self._record(message, subscription, channel, "sent", attempt)
+            await self._record(record, message, subscription, channel, "sent", attempt)
             log.info("alert sent", channel=channel.masked, attempts=attempt)
             return None
         await self.client.delete(key)
-        await self._record(message, subscription, channel, "failed", attempt, result.error)
+        await self._record(record, message, subscription, channel, "failed", attempt, result.error)
         reason = result.error or "unknown error"
         return f"{PERMANENT}{reason}" if result.permanent else reason
 
@@ -210,6 +262,7 @@ class Deliverer:
 
     async def _record(
         self,
+        record: Record,
         message: Message,
         subscription: str,
         channel: Channel,
@@ -218,7 +271,7 @@ class Deliverer:
         error: str | None = None,
     ) -> None:
         DELIVERIES.labels(channel.masked, outcome).inc()
-        await self.record(
+        await record(
             DeliveryRecord.model_validate(
                 {
                     "signal_id": message.id,
