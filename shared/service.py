@@ -92,8 +92,10 @@ class Service:
         process: Callable[[list[M]], Awaitable[None]],
         *,
         description: str,
+        read_count: int | None = None,
     ) -> None:
-        """Run ``process`` on entries of ``stream`` taken ``read_count`` at a time.
+        """Run ``process`` on entries of ``stream`` taken ``read_count`` at a time (default
+        ``FLASHPOINT_READ_COUNT``); the batch is kept claimed while it runs.
 
         Invalid entries of a batch are dead-lettered one by one and the rest processed
         together. If ``process`` fails, the batch stays pending and the claimer retries its
@@ -121,7 +123,12 @@ class Service:
         one.__name__ = f"on_{model.__name__.lower()}"
         one.__annotations__ = {"item": model, "return": None}
         self._register(
-            stream, many, one, batch=True, read_count=settings.read_count, description=description
+            stream,
+            many,
+            one,
+            batch=True,
+            read_count=read_count or settings.read_count,
+            description=description,
         )
 
     def _register(

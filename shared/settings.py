@@ -51,7 +51,11 @@ class Settings(BaseSettings):
         16, ge=1, le=10_000, description="Most entries one read takes from a stream."
     )
     notifier_read_count: int = Field(
-        1, ge=1, le=1000, description="Most signals one notifier read takes (deliveries are slow)."
+        100,
+        ge=1,
+        le=1000,
+        description="Most signals the notifier routes as one batch (the batch shares the "
+        "handler timeout).",
     )
     poll_interval_ms: int = Field(100, ge=1, description="How long one read blocks.")
     claim_idle_ms: int = Field(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from faststream import FastStream
 
 from services.notifier.batches import BatchSettler
+from services.notifier.deadman import DeadMansSwitch
 from services.notifier.deliver import Deliverer
 from services.notifier.route import Router
 from services.notifier.store import SubscriptionStore
@@ -19,27 +21,9 @@ from shared.settings import Settings
 log = get_logger(__name__)
 
 
-BATCH_READ_COUNT = 100
-"""Signals one notifier read takes unless ``FLASHPOINT_NOTIFIER_READ_COUNT`` is set.
-
-A batch is kept claimed while it runs, so its size is bounded by the handler timeout (which
-the whole batch shares; see :meth:`Router.route_batch`), not by the claim idle time.
-"""
-
-
-def read_count(settings: Settings) -> int:
-    """How many signals one read takes: ``FLASHPOINT_NOTIFIER_READ_COUNT`` when set, else
-    :data:`BATCH_READ_COUNT` (that variable's default, 1, was meant for one-at-a-time
-    handling)."""
-    if "notifier_read_count" in settings.model_fields_set:
-        return settings.notifier_read_count
-    return BATCH_READ_COUNT
-
-
 def build(settings: Settings) -> tuple[FastStream, Service]:
     """The notifier app: stored subscriptions, plus ``FLASHPOINT_NOTIFY_URLS`` if set."""
-    # consume_batches reads ``read_count`` entries at a time
-    service = Service(settings.model_copy(update={"read_count": read_count(settings)}), "notifier")
+    service = Service(settings, "notifier")
     deliveries = service.publisher(settings.deliveries_stream, DeliveryRecord)
 
     async def record_many(records: Sequence[DeliveryRecord]) -> None:
@@ -59,6 +43,7 @@ def build(settings: Settings) -> tuple[FastStream, Service]:
         Signal,
         route_signals,
         description="Classified reports; escalation and ceasefire signals become alerts.",
+        read_count=settings.notifier_read_count,
     )
     app = service.app()
 
@@ -72,15 +57,26 @@ def build(settings: Settings) -> tuple[FastStream, Service]:
         await router.flush(utc_now())
         return settings.flush_interval_s
 
-    flusher = Loop("notifier group flusher", flush_due_groups)
+    deadman = DeadMansSwitch(service.redis, settings, router, deliverer)
+
+    async def check_sources() -> float:
+        await deadman.check(time.time())
+        return settings.deadman_check_s
+
+    loops = [
+        Loop("notifier group flusher", flush_due_groups),
+        Loop("dead man's switch", check_sources),
+    ]
 
     @app.after_startup
-    async def start_flusher() -> None:
-        flusher.start()
+    async def start_loops() -> None:
+        for loop in loops:
+            loop.start()
 
     @app.on_shutdown
-    async def stop_flusher() -> None:
-        await flusher.stop()
+    async def stop_loops() -> None:
+        for loop in loops:
+            await loop.stop()
 
     @app.after_startup
     async def announce_subscriptions() -> None:
