@@ -1,0 +1,142 @@
+"""Each service killed with SIGKILL in the middle of 2,000 reports, then restarted: every report
+is classified, and every alert reaches the test channel exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bench.workload import Workload
+from services.ingest.normalize import canonical_url
+from shared.settings import Settings
+from tests.conftest import HttpSink, service_env, start_service, wait_for
+
+pytestmark = pytest.mark.slow
+REPORTS = 2000
+
+
+class Pipeline:
+    """The three services as processes, each restartable."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.env = service_env(
+            settings,
+            claim_idle_ms=1000,
+            notify_urls=",".join(settings.notify_urls),
+            notify_timeout_s=5,
+            log_level="WARNING",
+        )
+        self.log = log
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        self.processes[name] = start_service(name, self.env, self.log)
+
+    def kill(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def test_each_service_killed_mid_stream(
+    make_settings: Callable[..., Settings],
+    redis: aioredis.Redis,
+    http_sink: HttpSink,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(notify_urls=[f"json://127.0.0.1:{http_sink.port}/"])
+    reports = Workload(seed=6).reports(REPORTS)
+    pipe = redis.pipeline(transaction=False)
+    for report in reports:
+        pipe.xadd(settings.inbox_stream, {"__data__": json.dumps(report)})
+    await pipe.execute()
+
+    pipeline = Pipeline(settings, tmp_path / "services.log")
+    try:
+        for name in ("ingest", "classifier", "notifier"):
+            pipeline.start(name)
+        await kill_when(pipeline, "ingest", lambda: redis.xlen(settings.reports_stream), 300)
+        await kill_when(pipeline, "classifier", lambda: redis.xlen(settings.signals_stream), 700)
+        await wait_for(lambda: _count(http_sink) >= 300, within=120, interval=0.02)
+        pipeline.kill("notifier")
+        await asyncio.sleep(0.2)  # the sink finishes reading a request that was in flight
+        sent_before_kill = http_sink.json_bodies()
+        pipeline.start("notifier")
+        await wait_for(lambda: all_handled(redis, settings), within=180, interval=0.5)
+    finally:
+        pipeline.stop()
+
+    signals = [json.loads(f["__data__"]) for _, f in await redis.xrange(settings.signals_stream)]
+    published = {
+        json.loads(f["__data__"])["id"] for _, f in await redis.xrange(settings.reports_stream)
+    }
+    classified = {s["report"]["id"] for s in signals}
+    assert classified == published, "a report ingest published was never classified"
+    assert len(published) > REPORTS * 0.9  # only near-duplicates of the workload are dropped
+
+    alerted = {s["report"]["url"] for s in signals if s["label"] != "none"}
+    received = Counter(url for body in http_sink.json_bodies() for url in urls_in(body))
+    assert set(received) == alerted, "an alert never reached the channel"
+    # The one window at-least-once leaves: the alert the channel took just before the kill,
+    # not yet marked sent, goes out again when its lease expires (see the README).
+    in_flight = urls_in(sent_before_kill[-1])
+    twice = [url for url, count in received.items() if count > 1]
+    assert twice in ([], in_flight), "an alert other than the one in flight came twice"
+    assert max(received.values()) <= 2
+    assert await redis.xlen(settings.dead_letter_stream) == 0
+    assert {canonical_url(r["url"]) for r in reports} >= alerted
+
+
+async def kill_when(
+    pipeline: Pipeline, name: str, progress: Callable[[], Awaitable[int] | int], at_least: int
+) -> None:
+    """SIGKILL ``name`` once ``progress`` reaches ``at_least``, then start it again."""
+
+    async def reached() -> bool:
+        value = progress()
+        return (await value if not isinstance(value, int) else value) >= at_least
+
+    await wait_for(reached, within=120, interval=0.02)
+    pipeline.kill(name)
+    pipeline.start(name)
+
+
+async def all_handled(redis: aioredis.Redis, settings: Settings) -> bool:
+    """Every stage has acknowledged everything in its input stream."""
+    for stream, group in (
+        (settings.inbox_stream, settings.ingest_group),
+        (settings.reports_stream, settings.classifier_group),
+        (settings.signals_stream, settings.notifier_group),
+    ):
+        info = await redis.xinfo_stream(stream)
+        [found] = [g for g in await redis.xinfo_groups(stream) if g["name"] == group]
+        if found["pending"] or found["last-delivered-id"] != info["last-generated-id"]:
+            return False
+    return True
+
+
+def urls_in(body: dict[str, str]) -> list[str]:
+    """The report links an alert's text carries."""
+    return re.findall(r"https://\S+", body["message"])
+
+
+def _count(sink: HttpSink) -> int:
+    return len(sink.requests)
