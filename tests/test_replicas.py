@@ -98,17 +98,6 @@ async def test_two_ingest_replicas_publish_each_item_once(
 ) -> None:
     """Exact duplicates spread over two ingest replicas still come out once."""
     unique = 200
-    async with redis.pipeline(transaction=False) as pipe:
-        for copy in range(3):
-            for n in range(unique):
-                pipe.xadd(
-                    settings.inbox_stream,
-                    {
-                        "text": f"Report number {n}: shelling near village {n * 7919}.",
-                        "url": f"https://news.example.org/{n}?utm_source=copy{copy}",
-                    },
-                )
-        await pipe.execute()
     replicas = [
         start_service(
             "ingest", service_env(settings, consumer_name=f"ingest-{n}"), tmp_path / "log"
@@ -116,6 +105,20 @@ async def test_two_ingest_replicas_publish_each_item_once(
         for n in (1, 2)
     ]
     try:
+        # Both replicas run before anything is published: a replica that is still starting
+        # would otherwise find the inbox already drained by the other.
+        await wait_for(lambda: _started(tmp_path / "log") >= 2, within=60)
+        async with redis.pipeline(transaction=False) as pipe:
+            for copy in range(3):
+                for n in range(unique):
+                    pipe.xadd(
+                        settings.inbox_stream,
+                        {
+                            "text": f"Report number {n}: shelling near village {n * 7919}.",
+                            "url": f"https://news.example.org/{n}?utm_source=copy{copy}",
+                        },
+                    )
+            await pipe.execute()
         await wait_for(lambda: _drained(redis, settings), within=60)
     finally:
         for replica in replicas:
@@ -127,6 +130,11 @@ async def test_two_ingest_replicas_publish_each_item_once(
     consumers = await redis.xinfo_consumers(settings.inbox_stream, "ingest")
     assert all(c["pending"] == 0 for c in consumers)
     assert len(consumers) == 2
+
+
+def _started(log: Path) -> int:
+    """How many services logged that their app started."""
+    return log.read_text().count("app started successfully") if log.exists() else 0
 
 
 async def _drained(redis: aioredis.Redis, settings: Settings) -> bool:

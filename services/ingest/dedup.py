@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis.asyncio as aioredis
 
 from services.ingest.normalize import text_fingerprint, url_fingerprint
 from shared.messages import Report
 from shared.settings import Settings
 
-# Atomically: if any key is owned by another token, return that owner; else own them all.
+# Claims for several reports, in order, atomically. ARGV: the window, then a token and a key
+# count per report; KEYS: each report's keys in turn. A report whose keys another token owns
+# gets that owner; otherwise its token owns them all from then on, so a later report of the
+# same call with one of those keys is a duplicate of it. Returns one owner ('' when the claim
+# succeeded) per report.
 _CLAIM = """
-for _, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
-  if owner and owner ~= ARGV[1] then return owner end
+local owners, first = {}, 1
+for i = 2, #ARGV, 2 do
+  local token, last = ARGV[i], first + tonumber(ARGV[i + 1]) - 1
+  local owner = ''
+  for k = first, last do
+    local current = redis.call('GET', KEYS[k])
+    if current and current ~= token then owner = current; break end
+  end
+  if owner == '' then
+    for k = first, last do redis.call('SET', KEYS[k], token, 'EX', ARGV[1]) end
+  end
+  owners[#owners + 1] = owner
+  first = last + 1
 end
-for _, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
-end
-return false
+return owners
 """
 
 
-# Delete only the keys ``token`` owns.
+# Delete only the keys each token owns. ARGV: a token and a key count per report.
 _RELEASE = """
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+local first = 1
+for i = 1, #ARGV, 2 do
+  local token, last = ARGV[i], first + tonumber(ARGV[i + 1]) - 1
+  for k = first, last do
+    if redis.call('GET', KEYS[k]) == token then redis.call('DEL', KEYS[k]) end
+  end
+  first = last + 1
 end
 return true
 """
@@ -51,13 +69,44 @@ class Deduplicator:
         Claiming again with the same token succeeds, so a redelivered entry is not mistaken
         for a duplicate of itself.
         """
-        owner = await self._claim(
-            keys=self.keys(report), args=[token, self._settings.dedup_window_s]
-        )
-        if owner is None:
-            return None
-        return owner.decode() if isinstance(owner, bytes) else str(owner)
+        return (await self.first_seen_many([report], [token]))[0]
+
+    async def first_seen_many(
+        self, reports: Sequence[Report], tokens: Sequence[str]
+    ) -> list[str | None]:
+        """Claim each report for its token, in order, in one atomic round trip.
+
+        Returns, per report, the owner's token when it is a duplicate (of an earlier claim or
+        of a report before it in ``reports``), else None. As with :meth:`first_seen`, a token
+        claiming again succeeds.
+        """
+        if not reports:
+            return []
+        keys, args = self._layout(reports, tokens)
+        owners = await self._claim(keys=keys, args=[self._settings.dedup_window_s, *args])
+        return [_text(owner) or None for owner in owners]
 
     async def release(self, report: Report, token: str) -> None:
         """Forget ``report`` if ``token`` claimed it (its publication failed)."""
-        await self._release(keys=self.keys(report), args=[token])
+        await self.release_many([report], [token])
+
+    async def release_many(self, reports: Sequence[Report], tokens: Sequence[str]) -> None:
+        """Forget each report its token claimed, in one round trip."""
+        if reports:
+            keys, args = self._layout(reports, tokens)
+            await self._release(keys=keys, args=args)
+
+    def _layout(
+        self, reports: Sequence[Report], tokens: Sequence[str]
+    ) -> tuple[list[str], list[str | int]]:
+        keys: list[str] = []
+        args: list[str | int] = []
+        for report, token in zip(reports, tokens, strict=True):
+            own = self.keys(report)
+            keys.extend(own)
+            args.extend((token, len(own)))
+        return keys, args
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -2,17 +2,30 @@
 
 Each report gets a 64-bit SimHash of its words. Stories within ``MAX_DISTANCE`` bits of each
 other are the same story (edits of a sentence or a dateline move a wire story by 3-4 bits;
-different stories differ by 18 or more). Six bands of the hash index them in Redis: by the
-pigeonhole principle two hashes within five bits share a band, so only a few candidates are
-compared.
+different stories differ by 18 or more).
+
+Stories are indexed in Redis by three slices of their hash (22, 21 and 21 bits). Two hashes
+within five bits of each other differ by at most one bit in one of the slices (were all three
+two bits apart, the hashes would be six apart), so a lookup reads the three slices and every
+slice one bit away: 66 small Redis hashes, where the candidates are. Slices that wide keep the
+candidates few even though news vocabulary biases the bits of a SimHash (six 11-bit bands,
+the layout before, gave hundreds of candidates per report once 20,000 stories were indexed).
+
+A batch of reports is looked up with one script call, and each report is also compared with
+the new stories before it in the same batch, so two copies of a story read together still
+come out as one story.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from shared.messages import Report
 from shared.settings import Settings
@@ -20,23 +33,50 @@ from shared.settings import Settings
 MAX_DISTANCE = 5
 MIN_WORDS = 20
 NUMBER_WEIGHT = 3
+SLICE_BITS = (22, 21, 21)
 BAND_BITS = (11, 11, 11, 11, 10, 10)
+"""The bands of the layout before; looked up (never written) for one dedup window."""
 _WORD = re.compile(r"\w+")
+_BITS = 64
+
+
+# A word's hash bits as 64 lanes of ``_LANE`` bits, one per bit: adding such numbers adds the
+# per-bit weights of all the words at once, as long as no lane reaches 2**(_LANE - 1)
+# (texts of fewer than 700 million words).
+_LANE = 32
+_LANE_BYTES = _LANE // 8
+_EVERY_LANE = sum(1 << (_LANE * bit) for bit in range(_BITS))
+_HIGH_BIT = bytes(0x31 if byte >= 0x80 else 0x30 for byte in range(256))  # b"1" / b"0"
+
+
+@lru_cache(maxsize=1 << 14)
+def _word_lanes(word: str) -> tuple[int, int]:
+    """A word's weight and its hash bits as lanes, times the weight (news vocabulary
+    repeats, so this is cached)."""
+    value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+    weight = NUMBER_WEIGHT if any(char.isdigit() for char in word) else 1
+    lanes = sum(1 << (_LANE * bit) for bit in range(_BITS) if value >> bit & 1)
+    return lanes * weight, weight
 
 
 def simhash(text: str) -> int:
     """A 64-bit SimHash of the text's words (case and punctuation ignored).
 
     Numbers weigh three times a word: "two soldiers killed" and "twelve soldiers killed"
-    are different news.
+    are different news. Bit ``b`` is set when the words whose hash has bit ``b`` set weigh
+    more than half of all the words.
+
+    The 64 per-bit weights are summed as lanes of one integer; adding ``2**31 - 1 - half``
+    to every lane then sets a lane's top bit exactly when its weight exceeds half the total.
     """
-    totals = [0] * 64
+    lanes = total = 0
     for word in _WORD.findall(text.casefold()):
-        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
-        weight = NUMBER_WEIGHT if any(char.isdigit() for char in word) else 1
-        for bit in range(64):
-            totals[bit] += weight if value >> bit & 1 else -weight
-    return sum(1 << bit for bit in range(64) if totals[bit] > 0)
+        word_lanes, weight = _word_lanes(word)
+        lanes += word_lanes
+        total += weight
+    lanes += ((1 << (_LANE - 1)) - 1 - total // 2) * _EVERY_LANE
+    top_bytes = lanes.to_bytes(_BITS * _LANE_BYTES, "little")[_LANE_BYTES - 1 :: _LANE_BYTES]
+    return int(top_bytes.translate(_HIGH_BIT)[::-1], 2)
 
 
 def long_enough(text: str) -> bool:
@@ -49,61 +89,209 @@ def distance(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def bands(value: int) -> list[int]:
-    """The six slices of a hash that index it."""
-    slices, shift = [], 0
-    for width in BAND_BITS:
-        slices.append((value >> shift) & ((1 << width) - 1))
+def slices(value: int, widths: Sequence[int] = SLICE_BITS) -> list[int]:
+    """The slices of a hash that index it, lowest bits first."""
+    parts, shift = [], 0
+    for width in widths:
+        parts.append((value >> shift) & ((1 << width) - 1))
         shift += width
-    return slices
+    return parts
+
+
+def bands(value: int) -> list[int]:
+    """The six bands of a hash in the layout before."""
+    return slices(value, BAND_BITS)
+
+
+def slice_key(settings: Settings, number: int, part: int) -> str:
+    """The Redis hash of the stories whose slice ``number`` is ``part`` (as the scripts name
+    it: the two must agree)."""
+    return settings.key("story-index", str(number), f"{part:06x}")
+
+
+# The stories indexed under each report's slices, and the slices one bit away from them, as
+# one reply element per report: "value id;value id;...". ARGV: the index's key prefix, how
+# many slices, each slice's width, how many bands of the layout before and its key prefix,
+# then per report its slices and its bands. The script names the keys it reads (66 per
+# report, too many to name from Python cheaply); Flashpoint uses a standalone Redis.
+_CANDIDATES = """
+local index, count = ARGV[1], tonumber(ARGV[2])
+local widths = {}
+for s = 1, count do widths[s] = tonumber(ARGV[2 + s]) end
+local legacy_count, legacy = tonumber(ARGV[3 + count]), ARGV[4 + count]
+local per, out = count + legacy_count, {}
+local function gather(found, key)
+  local entries = redis.call('HGETALL', key)
+  for j = 1, #entries, 2 do found[#found + 1] = entries[j + 1] .. ' ' .. entries[j] end
+end
+for i = 5 + count, #ARGV, per do
+  local found = {}
+  for s = 1, count do
+    local part, prefix = tonumber(ARGV[i + s - 1]), index .. ':' .. (s - 1) .. ':'
+    gather(found, prefix .. string.format('%06x', part))
+    for b = 0, widths[s] - 1 do
+      gather(found, prefix .. string.format('%06x', bit.bxor(part, bit.lshift(1, b))))
+    end
+  end
+  for band = 1, legacy_count do
+    local part = tonumber(ARGV[i + count + band - 1])
+    gather(found, legacy .. ':' .. (band - 1) .. ':' .. string.format('%04x', part))
+  end
+  out[#out + 1] = table.concat(found, ';')
+end
+return out
+"""
+
+# Index stories under their slices for the window. ARGV: the window, how many slices, then
+# per story its id and SimHash; KEYS: each story's slice keys in turn.
+_INDEX = """
+local window, count, first = ARGV[1], tonumber(ARGV[2]), 0
+for i = 3, #ARGV, 2 do
+  for k = first + 1, first + count do
+    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
+    redis.call('EXPIRE', KEYS[k], window)
+  end
+  first = first + count
+end
+return #KEYS
+"""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the index says about one report of a batch."""
+
+    simhash: int | None
+    """The report's SimHash, or None when its text is too short to compare."""
+    story: str | None
+    """The id of the earlier story it is a near-duplicate of, if any."""
+    in_batch: bool = False
+    """Whether that story is an earlier report of the same batch (not indexed yet)."""
 
 
 class StoryIndex:
-    """Stories seen in the dedup window, by SimHash band, with their corroborating sources."""
+    """Stories seen in the dedup window, by SimHash slice, with their corroborating sources.
+
+    The index is kept in Redis hashes, one per slice value, of story id to SimHash
+    (decimal). A batch is looked up with one script call that answers one string per report,
+    and indexed with another: redis-py spends more time parsing a reply than Redis takes to
+    answer it, so a pipeline of one command per key would cost far more. Each addition
+    renews its hash's expiry, so a story outlives the window while stories keep landing in
+    the same slice value (as with the bands before; with slices this wide, rarely).
+
+    Until one dedup window has passed since the upgrade, the lookup also reads the six bands
+    the layout before wrote, so near-duplicates of stories published before it are found.
+    """
 
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
         self.client = client
         self.settings = settings
+        self._candidates = client.register_script(_CANDIDATES)
+        self._index = client.register_script(_INDEX)
 
-    async def story_of(self, report: Report) -> str | None:
-        """The id of an earlier story this report is a near-duplicate of, if any.
+    def slice_keys(self, value: int) -> list[str]:
+        """The Redis hashes that index a SimHash, one per slice."""
+        return [slice_key(self.settings, n, part) for n, part in enumerate(slices(value))]
 
+    async def lookup(self, reports: Sequence[Report]) -> list[Lookup]:
+        """For each report, in order, the earlier story it is a near-duplicate of, if any.
+
+        Earlier means indexed in Redis, or a report before it in ``reports`` that is a story
+        of its own (what processing the reports one at a time, indexing each new story before
+        the next, would find); an indexed story is preferred. One round trip for the batch.
         Texts under ``MIN_WORDS`` words have too few words for SimHash to tell stories apart,
         so they are never merged.
         """
-        if not long_enough(report.text):
-            return None
-        value = simhash(report.text)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for band, part in enumerate(bands(value)):
-                pipe.hgetall(self.settings.key("simhash", str(band), f"{part:04x}"))
-            found = await pipe.execute()
-        for candidates in found:
-            for story, stored in candidates.items():
-                story_id = story.decode() if isinstance(story, bytes) else story
-                if story_id != report.id and distance(value, int(stored)) <= MAX_DISTANCE:
-                    return story_id
-        return None
+        values = [simhash(r.text) if long_enough(r.text) else None for r in reports]
+        indexed = iter(
+            await self.nearest(
+                [(r.id, v) for r, v in zip(reports, values, strict=True) if v is not None]
+            )
+        )
+        lookups: list[Lookup] = []
+        batch_stories: list[tuple[str, int]] = []
+        for report, value in zip(reports, values, strict=True):
+            if value is None:
+                lookups.append(Lookup(None, None))
+                continue
+            story = next(indexed)
+            if story is not None:
+                lookups.append(Lookup(value, story))
+                continue
+            story = next(
+                (
+                    other
+                    for other, other_value in batch_stories
+                    if other != report.id and distance(value, other_value) <= MAX_DISTANCE
+                ),
+                None,
+            )
+            lookups.append(Lookup(value, story, in_batch=story is not None))
+            if story is None:
+                batch_stories.append((report.id, value))
+        return lookups
 
-    async def add(self, report: Report) -> None:
-        """Index a new story (long enough to compare)."""
-        if not long_enough(report.text):
+    async def nearest(self, hashes: Sequence[tuple[str, int]]) -> list[str | None]:
+        """For each (report id, SimHash), the indexed story within ``MAX_DISTANCE``, if any
+        (never the report itself), in one script call."""
+        if not hashes:
+            return []
+        args: list[str | int] = [
+            self.settings.key("story-index"),
+            len(SLICE_BITS),
+            *SLICE_BITS,
+            len(BAND_BITS),
+            self.settings.key("simhash"),
+        ]
+        for _, value in hashes:
+            args.extend(slices(value))
+            args.extend(bands(value))
+        found = await self._candidates(keys=[], args=args)
+        return [
+            _nearest(report_id, value, candidates)
+            for (report_id, value), candidates in zip(hashes, found, strict=True)
+        ]
+
+    async def story_of(self, report: Report) -> str | None:
+        """The id of an earlier story this report is a near-duplicate of, if any."""
+        return (await self.lookup([report]))[0].story
+
+    async def add(self, stories: Sequence[tuple[str, int]]) -> None:
+        """Index new stories, each (id, SimHash), in one round trip."""
+        if not stories:
             return
-        value = simhash(report.text)
-        window = self.settings.dedup_window_s
-        async with self.client.pipeline(transaction=False) as pipe:
-            for band, part in enumerate(bands(value)):
-                key = self.settings.key("simhash", str(band), f"{part:04x}")
-                pipe.hset(key, report.id, str(value))
-                pipe.expire(key, window)
-            await pipe.execute()
+        keys: list[str] = []
+        args: list[str | int] = [self.settings.dedup_window_s, len(SLICE_BITS)]
+        for story_id, value in stories:
+            keys.extend(self.slice_keys(value))
+            args.extend((story_id, str(value)))
+        await self._index(keys=keys, args=args)
 
-    async def corroborate(self, story_id: str, report: Report) -> int:
-        """Record ``report`` as another outlet carrying the story; return how many carry it."""
+    def corroborate(self, pipe: Pipeline, story_id: str, report: Report) -> int:
+        """Queue on ``pipe`` recording ``report`` as another outlet carrying the story.
+
+        Returns the position in the pipeline's results of how many outlets carry it.
+        """
         key = sources_key(self.settings, story_id)
-        await self.client.hset(key, report.source, report.url or report.id)
-        await self.client.expire(key, self.settings.dedup_window_s)
-        return int(await self.client.hlen(key))
+        pipe.hset(key, report.source, report.url or report.id)
+        pipe.expire(key, self.settings.dedup_window_s)
+        pipe.hlen(key)
+        return len(pipe) - 1
+
+
+def _nearest(report_id: str, value: int, candidates: bytes | str) -> str | None:
+    """The first indexed story within ``MAX_DISTANCE`` of ``value`` (never the report itself).
+
+    ``candidates`` is the script's answer for the report: "value id;value id;...".
+    """
+    text = candidates.decode() if isinstance(candidates, bytes) else candidates
+    if not text:
+        return None
+    for candidate in text.split(";"):
+        stored, _, story_id = candidate.partition(" ")
+        if (value ^ int(stored)).bit_count() <= MAX_DISTANCE and story_id != report_id:
+            return story_id
+    return None
 
 
 def sources_key(settings: Settings, story_id: str) -> str:
