@@ -127,7 +127,10 @@ async def all_handled(redis: aioredis.Redis, settings: Settings) -> bool:
         (settings.signals_stream, settings.notifier_group),
     ):
         info = await redis.xinfo_stream(stream)
-        [found] = [g for g in await redis.xinfo_groups(stream) if g["name"] == group]
+        groups = [g for g in await redis.xinfo_groups(stream) if g["name"] == group]
+        if not groups:  # not created yet, or not yet back after a Redis restart
+            return False
+        [found] = groups
         if found["pending"] or found["last-delivered-id"] != info["last-generated-id"]:
             return False
     return True
