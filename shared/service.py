@@ -181,7 +181,11 @@ class Service:
         self.inputs.append(stream)
 
     async def publish_many(self, stream: str, messages: Sequence[BaseModel]) -> None:
-        """Publish ``messages`` to ``stream`` in one pipelined round trip (same JSON entries)."""
+        """Publish ``messages`` to ``stream`` in one pipelined round trip (same JSON entries).
+
+        A failure raises Redis's own error (say, WRONGTYPE), not the pipeline's wrapper that
+        quotes the whole payload before the reason.
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
             for message in messages:
                 pipe.xadd(
@@ -190,7 +194,10 @@ class Service:
                     maxlen=self.settings.stream_maxlen,
                     approximate=True,
                 )
-            await pipe.execute()
+            results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
 
     async def ensure_groups(self) -> None:
         """Create this service's consumer groups at id 0 where they do not exist yet, and make

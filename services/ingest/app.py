@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import contextlib
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -28,8 +25,6 @@ from shared.settings import Settings
 from shared.streams import as_text
 
 log = get_logger(__name__)
-# How redis-py annotates an error a pipelined command got: the server's reply comes last.
-_PIPELINE_ERROR = re.compile(r"of pipeline caused error: \((?P<args>.*)\)\Z", re.DOTALL)
 _log_level = logging.getLogger(__name__)  # structlog renders through it (shared.logs)
 
 
@@ -37,11 +32,7 @@ class PublishError(Exception):
     """Publishing a batch of reports failed; the message leads with Redis's own reason."""
 
     def __init__(self, stream: str, error: Exception) -> None:
-        reason = str(error) or type(error).__name__
-        if found := _PIPELINE_ERROR.search(reason):
-            with contextlib.suppress(ValueError, SyntaxError, IndexError, TypeError):
-                reason = str(ast.literal_eval(f"({found['args']})")[0])
-        super().__init__(f"could not publish to {stream}: {reason}")
+        super().__init__(f"could not publish to {stream}: {error or type(error).__name__}")
 
 
 class Ingest:
