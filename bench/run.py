@@ -278,6 +278,7 @@ class Bench:
             "FLASHPOINT_DEAD_LETTER_STREAM": f"{prefix}:dead-letters",
             "FLASHPOINT_KEY_PREFIX": prefix,
             "FLASHPOINT_SUBSCRIPTIONS_FILE": str(subscriptions),
+            "FLASHPOINT_NOTIFY_URLS": "",  # only the stored subscriptions, no console default
             "FLASHPOINT_LOG_LEVEL": self.options.log_level,
             "FLASHPOINT_LOG_FORMAT": "json",
         }
