@@ -204,7 +204,7 @@ class Signal(Message):
         return self.report.id
 
 
-DeliveryOutcome = Literal["sent", "failed", "duplicate", "suppressed", "grouped"]
+DeliveryOutcome = Literal["sent", "failed", "duplicate", "suppressed", "grouped", "uncertain"]
 
 
 class DeliveryRecord(Message):

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     flush_interval_s: float = Field(
         1.0, gt=0, description="How often the notifier looks for grouped alerts that are due."
     )
+    interrupted_send: Literal["skip", "resend"] = Field(
+        "skip",
+        description="An alert a notifier began sending but never confirmed (it died or lost "
+        "Redis mid-send): skip it and record it as uncertain, so no subscriber gets it twice, "
+        "or resend it, so it arrives at least once.",
+    )
     operators_subscription: str = Field(
         "operators",
         description="The stored subscription warned when a source falls silent "

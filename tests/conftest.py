@@ -140,6 +140,17 @@ async def stream_entries(client: aioredis.Redis, stream: str) -> list[dict[str, 
     return [json.loads(fields["__data__"]) for _, fields in entries]
 
 
+async def settled_alerts(client: aioredis.Redis, settings: Settings) -> dict[str, str]:
+    """Signal id -> how its alert ended on the one channel: ``sent`` or ``uncertain`` (its
+    sending was interrupted and, by default, not repeated), from the delivery records."""
+    settled: dict[str, str] = {}
+    for record in await stream_entries(client, settings.deliveries_stream):
+        if record["outcome"] in ("sent", "uncertain"):
+            assert record["signal_id"] not in settled, f"{record['signal_id']} settled twice"
+            settled[record["signal_id"]] = record["outcome"]
+    return settled
+
+
 class HttpSink:
     """A loopback HTTP server that records every request, answering with ``status``."""
 

@@ -201,3 +201,28 @@ class TestStatusCodes:
         assert letters[0]["deliveries"] == 1
         assert letters[0]["error_type"] == "DeliveryRefused"
         assert "refused for good" in letters[0]["error"]
+
+
+class TestInterruptedSend:
+    """An alert another notifier began sending and never confirmed (it died mid-send)."""
+
+    @pytest.mark.parametrize(("policy", "sends"), [("skip", 0), ("resend", 1)])
+    async def test_policy_decides_whether_it_goes_again(
+        self,
+        make_settings: Callable[..., Settings],
+        redis: aioredis.Redis,
+        http_sink: HttpSink,
+        policy: str,
+        sends: int,
+    ) -> None:
+        url = f"json://127.0.0.1:{http_sink.port}/"
+        settings = make_settings(notify_urls=[url], interrupted_send=policy)
+        signal = escalation("r-interrupted")
+        started = settings.key("sent", signal.id, "default", Channel(url).digest) + ":started"
+        await redis.set(started, 1)  # what a notifier killed mid-send leaves behind
+        async with running(build_notifier(settings)):
+            await publish(redis, settings, signal)
+            [record] = await wait_for(lambda: stream_entries(redis, settings.deliveries_stream))
+            await asyncio.sleep(0.3)
+        assert len(http_sink.requests) == sends
+        assert record["outcome"] == {"skip": "uncertain", "resend": "sent"}[policy]

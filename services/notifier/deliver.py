@@ -25,6 +25,10 @@ RecordMany = Callable[[Sequence[DeliveryRecord]], Awaitable[object]]
 
 SENDING = b"sending"
 SENT = b"sent"
+INTERRUPTED = (
+    "a notifier began sending it and stopped before the channel's answer was recorded; "
+    "not resent, so the channel may or may not have it (FLASHPOINT_INTERRUPTED_SEND=skip)"
+)
 
 
 @dataclass(frozen=True)
@@ -209,13 +213,23 @@ class Deliverer:
             return None
         if state == "busy":
             return "another notifier is still delivering it"
+        started = f"{key}:started"
+        if self.settings.interrupted_send == "skip" and await self.client.exists(started):
+            await self.client.set(key, SENT, ex=self.settings.dedup_window_s)
+            await self._record(record, message, subscription, channel, "uncertain", 0, INTERRUPTED)
+            log.warning("alert not resent: its sending was interrupted", channel=channel.masked)
+            return None
+        await self.client.set(started, 1, ex=self.settings.dedup_window_s)
         attempt, result = await self._send_with_retries(message.render(channel.style), channel)
         if result.ok:
-            await self.client.set(key, SENT, ex=self.settings.dedup_window_s)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(key, SENT, ex=self.settings.dedup_window_s)
+                pipe.delete(started)
+                await pipe.execute()
             await self._record(record, message, subscription, channel, "sent", attempt)
             log.info("alert sent", channel=channel.masked, attempts=attempt)
             return None
-        await self.client.delete(key)
+        await self.client.delete(key, started)
         await self._record(record, message, subscription, channel, "failed", attempt, result.error)
         reason = result.error or "unknown error"
         return f"{PERMANENT}{reason}" if result.permanent else reason
