@@ -40,6 +40,10 @@ def table(results: dict[str, Any]) -> str:
             f"{results['ratio_to_naive']:.1f}x",
             _against(results["ratio_to_naive"], TARGETS["ratio_to_naive"], "≥ {:.0f}x"),
         )
+    cpu = flashpoint.get("cpu_us_per_report", {})
+    if cpu:
+        shown_cpu = ", ".join(f"{name} {value:.0f}" for name, value in cpu.items())
+        row("CPU per report (us)", f"{shown_cpu}; total {sum(cpu.values()):.0f}")
     for name, stage in results["stages_alone"].items():
         row(f"{name} alone", f"{stage['per_second']:,.0f} entries/s")
     latency = results["latency"]

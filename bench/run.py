@@ -31,6 +31,7 @@ import redis
 
 from bench.measure import (
     Stage,
+    cpu_seconds,
     first_delivery,
     memory_kib,
     ms_of,
@@ -128,6 +129,9 @@ class Bench:
         self._create_groups(stages)
         with self._processes(name, commands) as pids:
             self._wait_ready(stages)
+            if self.redis_pid is not None:
+                pids = {**pids, "redis": self.redis_pid}
+            cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
             say(f"{name}: publishing {len(payloads):,} reports")
             started = time.perf_counter()
             self._publish(stages[0].stream, payloads)
@@ -144,8 +148,9 @@ class Bench:
                 "per_second": round(len(payloads) / seconds, 1),
                 "stage_outputs": [self.client.xlen(s.stream) for s in stages],
             }
+            result["cpu_us_per_report"] = _cpu_per_report(cpu_before, pids, len(payloads))
             if memory:
-                result["memory_kib"] = {n: memory_kib(p) for n, p in pids.items()}
+                result["memory_kib"] = {n: memory_kib(p) for n, p in pids.items() if n != "redis"}
         say(f"{name}: {result['per_second']:,.0f} reports/s end to end")
         return result
 
@@ -290,6 +295,7 @@ class Bench:
         return env, stages
 
     sink_port = 9  # run() sets a loopback sink that accepts the few alerts sent
+    redis_pid: int | None = None  # run() sets the embedded server's, whose CPU is counted too
 
     def _service(self, name: str, env: dict[str, str]) -> Command:
         return Command(name, [sys.executable, "-m", "services.cli", "run", name], env)
@@ -360,6 +366,18 @@ class Bench:
             raise RuntimeError(msg)
 
 
+def _cpu_per_report(
+    before: dict[str, float | None], pids: dict[str, int], reports: int
+) -> dict[str, float]:
+    """Microseconds of CPU each process spent per report between ``before`` and now."""
+    spent = {}
+    for name, pid in pids.items():
+        start, end = before.get(name), cpu_seconds(pid)
+        if start is not None and end is not None:
+            spent[name] = round((end - start) / reports * 1e6, 1)
+    return spent
+
+
 def _progress(stages: Sequence[Stage], fractions: Sequence[float], started: float) -> str:
     parts = [f"{s.name} {f:.0%}" for s, f in zip(stages, fractions, strict=True)]
     return f"{time.perf_counter() - started:5.1f} s  " + "  ".join(parts)
@@ -367,8 +385,12 @@ def _progress(stages: Sequence[Stage], fractions: Sequence[float], started: floa
 
 def run_all(options: Options) -> dict[str, Any]:
     """The whole benchmark: baselines, Flashpoint end to end, stages alone and latency."""
-    with _redis(options) as redis_url, AlertSink() as sink:
-        bench = Bench(options, redis_url)
+    with _redis(options) as server, AlertSink() as sink:
+        if isinstance(server, EmbeddedRedis):
+            bench = Bench(options, server.url)
+            bench.redis_pid = server.process.pid if server.process else None
+        else:
+            bench = Bench(options, server)
         bench.sink_port = sink.port
         results: dict[str, Any] = {"reports": options.reports, "redis": _redis_kind(options)}
         if options.baselines:
@@ -390,7 +412,7 @@ def _redis_kind(options: Options) -> str:
 
 
 @contextmanager
-def _redis(options: Options) -> Iterator[str]:
+def _redis(options: Options) -> Iterator[str | EmbeddedRedis]:
     if options.redis_url:
         yield options.redis_url
         return
@@ -398,7 +420,7 @@ def _redis(options: Options) -> Iterator[str]:
     say(f"starting an embedded Redis in {server.data_dir}")
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
 
