@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint docs install clean constraints
+.PHONY: run test lint docs bench install clean constraints
 
 run: $(STAMP)
 	$(BIN)/flashpoint up --demo
@@ -16,6 +16,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/flashpoint bench --json bench.json --plot bench.png
 
 docs: $(STAMP)
 	$(BIN)/flashpoint docs --out shared/asyncapi.json
