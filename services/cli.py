@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import redis
 from faststream import FastStream
 
 from shared.settings import ServiceName, Settings
@@ -18,6 +20,11 @@ BUILDERS: dict[str, str] = {
     "classifier": "services.classifier.app",
     "notifier": "services.notifier.app",
 }
+
+
+RETRY_FIRST_S = 0.5
+RETRY_LONGEST_S = 30.0
+"""How long ``flashpoint run`` waits before starting again when Redis is unreachable."""
 
 
 def build_app(name: ServiceName, settings: Settings) -> FastStream:
@@ -30,13 +37,15 @@ def build_app(name: ServiceName, settings: Settings) -> FastStream:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run one service until SIGINT or SIGTERM, surviving the loss of its consumer group."""
+    """Run one service until SIGINT or SIGTERM, surviving the loss of its consumer group and
+    waiting for Redis when it is unreachable (at start, or if the service stops over it)."""
     from services.health import group_lost
     from shared.logs import configure_logging, get_logger
 
     settings = Settings()
     configure_logging(settings, args.service)
     log = get_logger("flashpoint.run")
+    retry_in_s = RETRY_FIRST_S
     while True:
         try:
             app = build_app(args.service, settings)
@@ -44,8 +53,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.error("cannot start", service=args.service, error=str(error))
             print(f"flashpoint {args.service}: cannot start: {error}", file=sys.stderr)
             return 2
-        asyncio.run(app.run())
-        lost = asyncio.run(group_lost(settings, args.service))
+        try:
+            asyncio.run(app.run())
+            lost = asyncio.run(group_lost(settings, args.service))
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            log.error("Redis unreachable; starting again", error=str(error), retry_in_s=retry_in_s)
+            time.sleep(retry_in_s)
+            retry_in_s = min(retry_in_s * 2, RETRY_LONGEST_S)
+            continue
+        retry_in_s = RETRY_FIRST_S
         if lost is None:
             return 0
         # FastStream stops a subscriber whose group vanished (NOGROUP) and exits the app.

@@ -11,8 +11,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     hook, meant for debuggers), so a teardown that hangs after a failure would stall CI for
     good. This watchdog stays armed until the test's teardown is over.
     """
-    limit = float(item.config.getini("timeout") or 0) + WATCHDOG_MARGIN_S
+    marker = item.get_closest_marker("timeout")
+    timeout = marker.args[0] if marker and marker.args else item.config.getini("timeout")
+    limit = float(timeout or 0) + WATCHDOG_MARGIN_S
 
     def bite() -> None:
         sys.__stderr__.write(f"\n{item.nodeid} still running after {limit:.0f} s; stacks:\n")
@@ -185,14 +187,29 @@ class HttpSink:
         return [json.loads(r["body"]) for r in self.requests]
 
 
+@contextmanager
+def serving(sink: HttpSink) -> Iterator[HttpSink]:
+    """Serve ``sink`` for the block."""
+    sink.thread.start()
+    try:
+        yield sink
+    finally:
+        sink.server.shutdown()
+        sink.server.server_close()
+
+
 @pytest.fixture
 def http_sink() -> Iterator[HttpSink]:
     """A recording HTTP server on 127.0.0.1."""
-    sink = HttpSink()
-    sink.thread.start()
-    yield sink
-    sink.server.shutdown()
-    sink.server.server_close()
+    with serving(HttpSink()) as sink:
+        yield sink
+
+
+@pytest.fixture
+def second_sink() -> Iterator[HttpSink]:
+    """Another recording HTTP server, for a second channel."""
+    with serving(HttpSink()) as sink:
+        yield sink
 
 
 @pytest.fixture
@@ -216,6 +233,20 @@ def service_env(settings: Settings, **extra: object) -> dict[str, str]:
     env |= {f"FLASHPOINT_{name.upper()}": str(getattr(settings, name)) for name in names}
     env |= {f"FLASHPOINT_{name.upper()}": str(value) for name, value in extra.items()}
     return env
+
+
+def stop_services(processes: Iterable[subprocess.Popen[bytes]], timeout_s: float = 15) -> None:
+    """SIGTERM every process, then wait for each (killing one that outlives the timeout)."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def start_service(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

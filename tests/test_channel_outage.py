@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,15 +21,6 @@ OUTAGE_S = 30.0
 SIGNALS = 12
 TITLES = [f"report {n:02d}" for n in range(SIGNALS)]
 EACH_ONCE = Counter(dict.fromkeys(TITLES, 1))
-
-
-@pytest.fixture
-def healthy_sink() -> Iterator[HttpSink]:
-    sink = HttpSink()
-    sink.thread.start()
-    yield sink
-    sink.server.shutdown()
-    sink.server.server_close()
 
 
 def titles(sink: HttpSink, after: float = 0.0) -> Counter[str]:
@@ -48,13 +39,13 @@ async def test_alerts_arrive_once_after_a_30_second_outage(
     make_settings: Callable[..., Settings],
     redis: aioredis.Redis,
     http_sink: HttpSink,
-    healthy_sink: HttpSink,
+    second_sink: HttpSink,
 ) -> None:
     http_sink.status = 503
     settings = make_settings(
         notify_urls=[
             f"json://127.0.0.1:{http_sink.port}/down",
-            f"json://127.0.0.1:{healthy_sink.port}/up",
+            f"json://127.0.0.1:{second_sink.port}/up",
         ],
         claim_idle_ms=2000,
         max_deliveries=40,  # retried for well over the outage, then dead-lettered
@@ -64,7 +55,7 @@ async def test_alerts_arrive_once_after_a_30_second_outage(
         for n in range(SIGNALS):
             signal = make_signal(make_report(id=f"r-outage{n}", title=TITLES[n]))
             await redis.xadd(settings.signals_stream, {"__data__": signal.model_dump_json()})
-        await wait_for(lambda: len(titles(healthy_sink)) == SIGNALS, within=10)
+        await wait_for(lambda: len(titles(second_sink)) == SIGNALS, within=10)
         healthy_done = time.monotonic() - started
 
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - started)))
@@ -74,7 +65,7 @@ async def test_alerts_arrive_once_after_a_30_second_outage(
         await asyncio.sleep(2 * settings.claim_idle_ms / 1000)  # time for any duplicate
 
     assert healthy_done < 10, "the healthy channel was held up by the failing one"
-    assert titles(healthy_sink) == EACH_ONCE
+    assert titles(second_sink) == EACH_ONCE
     assert titles(http_sink, recovered_at) == EACH_ONCE
     assert len(titles(http_sink)) == SIGNALS  # it was being tried during the outage
     assert await redis.xlen(settings.dead_letter_stream) == 0

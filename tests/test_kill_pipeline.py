@@ -18,7 +18,15 @@ import redis.asyncio as aioredis
 from bench.workload import Workload
 from services.ingest.normalize import canonical_url
 from shared.settings import Settings
-from tests.conftest import HttpSink, service_env, settled_alerts, start_service, wait_for
+from tests.conftest import (
+    HttpSink,
+    service_env,
+    settled_alerts,
+    start_service,
+    stop_services,
+    stream_entries,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 REPORTS = 2000
@@ -46,14 +54,7 @@ class Pipeline:
         self.processes[name].wait(10)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_services(self.processes.values())
 
 
 async def test_each_service_killed_mid_stream(
@@ -80,7 +81,7 @@ async def test_each_service_killed_mid_stream(
     finally:
         pipeline.stop()
 
-    signals = [json.loads(f["__data__"]) for _, f in await redis.xrange(settings.signals_stream)]
+    signals = await stream_entries(redis, settings.signals_stream)
     published = {
         json.loads(f["__data__"])["id"] for _, f in await redis.xrange(settings.reports_stream)
     }

@@ -29,15 +29,6 @@ async def publish(redis: aioredis.Redis, settings: Settings, signal: Signal) -> 
     await redis.xadd(settings.signals_stream, {"__data__": signal.model_dump_json()})
 
 
-@pytest.fixture
-def second_sink() -> Any:
-    sink = HttpSink()
-    sink.thread.start()
-    yield sink
-    sink.server.shutdown()
-    sink.server.server_close()
-
-
 class TestFailingChannel:
     async def test_failing_channel_is_retried_then_dead_lettered_without_blocking_others(
         self,

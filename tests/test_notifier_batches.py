@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,15 +66,6 @@ async def pending(redis: aioredis.Redis, settings: Settings) -> int:
 
 async def records_of(redis: aioredis.Redis, settings: Settings) -> list[dict[str, Any]]:
     return await stream_entries(redis, settings.deliveries_stream)
-
-
-@pytest.fixture
-def second_sink() -> Iterator[HttpSink]:
-    sink = HttpSink()
-    sink.thread.start()
-    yield sink
-    sink.server.shutdown()
-    sink.server.server_close()
 
 
 class Recorder:

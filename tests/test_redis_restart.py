@@ -14,13 +14,21 @@ import redis.asyncio as aioredis
 from bench.workload import Workload
 from shared.embedded import EmbeddedRedis
 from shared.settings import Settings
-from tests.conftest import HttpSink, service_env, start_service, wait_for
+from tests.conftest import (
+    HttpSink,
+    service_env,
+    start_service,
+    stop_services,
+    stream_entries,
+    wait_for,
+)
 from tests.test_kill_pipeline import all_handled, assert_each_alert_once
 
 pytestmark = pytest.mark.slow
 REPORTS = 1000
 
 
+@pytest.mark.timeout(240)  # recovery after the restart has taken up to a minute here
 async def test_services_ride_out_a_redis_restart(
     make_settings: Callable[..., Settings], http_sink: HttpSink, tmp_path: Path
 ) -> None:
@@ -44,7 +52,7 @@ async def test_services_ride_out_a_redis_restart(
         for report in Workload(seed=11).reports(REPORTS):
             pipe.xadd(settings.inbox_stream, {"__data__": json.dumps(report)})
         await pipe.execute()
-        await wait_for(lambda: client.xlen(settings.signals_stream), within=60, interval=0.01)
+        await wait_for(lambda: client.xlen(settings.deliveries_stream), within=60, interval=0.01)
 
         assert not await all_handled(client, settings), "the restart must come mid-stream"
         server.stop()  # SIGTERM: Redis writes its append-only file and exits
@@ -58,15 +66,10 @@ async def test_services_ride_out_a_redis_restart(
         assert all(s.poll() is None for s in services), "a service exited instead of reconnecting"
 
         reports = await client.xrange(settings.reports_stream)
-        signals = [
-            json.loads(f["__data__"]) for _, f in await client.xrange(settings.signals_stream)
-        ]
+        signals = await stream_entries(client, settings.signals_stream)
         await assert_each_alert_once(client, settings, signals, http_sink)
     finally:
-        for service in services:
-            service.terminate()
-        for service in services:
-            service.wait(15)
+        stop_services(services)
         await client.aclose()
         server.stop()
 
@@ -74,3 +77,33 @@ async def test_services_ride_out_a_redis_restart(
     assert {json.loads(f["__data__"])["id"] for _, f in reports} == {
         s["report"]["id"] for s in signals
     }
+
+
+async def test_a_service_started_before_redis_waits_for_it(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """`flashpoint run` keeps trying while Redis is unreachable, and starts once it answers."""
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=False)  # not started yet
+    settings = make_settings(redis_url=server.url)
+    log = tmp_path / "classifier.log"
+    service = start_service("classifier", service_env(settings, log_level="INFO"), log)
+    try:
+        await asyncio.sleep(2)
+        assert service.poll() is None, "the service gave up while Redis was down"
+        assert "Redis unreachable; starting again" in log.read_text()
+        server.start()
+        client = aioredis.Redis.from_url(server.url, decode_responses=True)
+        try:
+
+            async def reading() -> bool:
+                if not await client.exists(settings.reports_stream):
+                    return False
+                groups = await client.xinfo_groups(settings.reports_stream)
+                return any(g["name"] == settings.classifier_group for g in groups)
+
+            await wait_for(reading, within=30, interval=0.2)
+        finally:
+            await client.aclose()
+    finally:
+        stop_services([service])
+        server.stop()

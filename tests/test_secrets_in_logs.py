@@ -3,7 +3,6 @@ every alert arrives once, and no secret appears in any log line of any service."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,14 @@ import redis.asyncio as aioredis
 from bench.workload import Workload
 from shared.embedded import EmbeddedRedis, free_port
 from shared.settings import Settings
-from tests.conftest import HttpSink, service_env, start_service, wait_for
+from tests.conftest import (
+    HttpSink,
+    service_env,
+    start_service,
+    stop_services,
+    stream_entries,
+    wait_for,
+)
 from tests.test_kill_pipeline import all_handled, assert_each_alert_once
 
 pytestmark = pytest.mark.slow
@@ -71,15 +77,10 @@ async def test_no_secret_in_any_log(
                 )
 
             await wait_for(done, within=120, interval=0.5)
-            signals = [
-                json.loads(f["__data__"]) for _, f in await client.xrange(settings.signals_stream)
-            ]
+            signals = await stream_entries(client, settings.signals_stream)
             await assert_each_alert_once(client, settings, signals, http_sink)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(15)
+            stop_services(processes)
             await client.aclose()
 
     text = {name: log.read_text() for name, log in logs.items()}
