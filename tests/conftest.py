@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from faststream import FastStream
 
 from shared.embedded import EmbeddedRedis
+from shared.proc import die_with_parent
 from shared.service import Service
 from shared.settings import Settings
 
@@ -250,11 +251,13 @@ def stop_services(processes: Iterable[subprocess.Popen[bytes]], timeout_s: float
 
 
 def start_service(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`flashpoint run SERVICE` as a separate process, its output appended to ``log``."""
+    """`flashpoint run SERVICE` as a separate process, its output appended to ``log``; it gets
+    SIGTERM if the test session dies (a timeout ends it with ``os._exit``)."""
     with log.open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", service],
             env=env,
             stdout=output,
             stderr=output,
+            preexec_fn=die_with_parent,
         )
