@@ -144,13 +144,18 @@ async def stream_entries(client: aioredis.Redis, stream: str) -> list[dict[str, 
 
 
 async def settled_alerts(client: aioredis.Redis, settings: Settings) -> dict[str, str]:
-    """Signal id -> how its alert ended on the one channel: ``sent`` or ``uncertain`` (its
-    sending was interrupted and, by default, not repeated), from the delivery records."""
+    """Signal id -> how its alert ended on the one channel, from the delivery records:
+    ``sent``; ``uncertain`` (its sending was interrupted and, by default, not repeated); or
+    ``duplicate`` alone, when it was marked sent but the fault struck before its ``sent``
+    record was published, so its retry found it sent."""
     settled: dict[str, str] = {}
     for record in await stream_entries(client, settings.deliveries_stream):
-        if record["outcome"] in ("sent", "uncertain"):
-            assert record["signal_id"] not in settled, f"{record['signal_id']} settled twice"
-            settled[record["signal_id"]] = record["outcome"]
+        signal_id, outcome = record["signal_id"], record["outcome"]
+        if outcome in ("sent", "uncertain"):
+            assert settled.get(signal_id) in (None, "duplicate"), f"{signal_id} settled twice"
+            settled[signal_id] = outcome
+        elif outcome == "duplicate":
+            settled.setdefault(signal_id, outcome)
     return settled
 
 
