@@ -24,8 +24,7 @@ class Stage:
 
 def ms_of(entry_id: bytes | str) -> int:
     """The millisecond timestamp in a stream entry id."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0])
+    return _id_key(entry_id)[0]
 
 
 def _id_key(entry_id: bytes | str) -> tuple[int, int]:

@@ -86,7 +86,8 @@ async def test_near_duplicates_in_one_batch_give_one_story(
     outlets = await redis.hgetall(sources_key(settings, reports[0]["id"]))
     assert sorted(outlets) == ["outlet-0", "outlet-1", "outlet-2"]
     later = to_report(RawReport(text=EDITED[0], source="later"), fetched_at=utc_now())
-    assert await ingest.stories.story_of(later) == reports[0]["id"], "the story was indexed"
+    [found] = await ingest.stories.lookup([later])
+    assert found.story == reports[0]["id"], "the story was indexed"
 
 
 async def test_failed_publication_releases_the_batch_claims(
@@ -164,9 +165,9 @@ async def test_claims_in_order_within_a_call(ingest: Ingest, redis: aioredis.Red
     owners = await dedup.first_seen_many([first, same_url, same_text], ["e1", "e2", "e3"])
 
     assert owners == [None, "e1", "e1"]
-    assert await dedup.first_seen(first, "e1") is None, "the owner may claim again"
+    assert await dedup.first_seen_many([first], ["e1"]) == [None], "the owner may claim again"
     await dedup.release_many([first, same_url], ["e1", "e2"])
-    assert await dedup.first_seen(same_text, "e3") is None
+    assert await dedup.first_seen_many([same_text], ["e3"]) == [None]
 
 
 async def test_batch_with_an_invalid_entry_uses_the_right_entry_ids(

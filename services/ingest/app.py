@@ -185,7 +185,7 @@ def build(settings: Settings) -> tuple[FastStream, Service]:
     async def start_sources() -> None:
         for source in runner.sources:
             log.info("source started", source=source.entry.name, type=source.entry.type)
-        runner.start()
+        await runner.start()
 
     @app.on_shutdown
     async def stop_sources() -> None:

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from services.ingest.normalize import text_fingerprint, url_fingerprint
 from shared.messages import Report
 from shared.settings import Settings
+from shared.streams import as_text
 
 # Claims for several reports, in order, atomically. ARGV: the window, then a token and a key
 # count per report; KEYS: each report's keys in turn. A report whose keys another token owns
@@ -63,32 +64,20 @@ class Deduplicator:
             keys.insert(0, self._settings.key("seen", "url", url_fingerprint(report.url)))
         return keys
 
-    async def first_seen(self, report: Report, token: str) -> str | None:
-        """Claim ``report`` for ``token``; return the earlier owner's token if it is a duplicate.
-
-        Claiming again with the same token succeeds, so a redelivered entry is not mistaken
-        for a duplicate of itself.
-        """
-        return (await self.first_seen_many([report], [token]))[0]
-
     async def first_seen_many(
         self, reports: Sequence[Report], tokens: Sequence[str]
     ) -> list[str | None]:
         """Claim each report for its token, in order, in one atomic round trip.
 
         Returns, per report, the owner's token when it is a duplicate (of an earlier claim or
-        of a report before it in ``reports``), else None. As with :meth:`first_seen`, a token
-        claiming again succeeds.
+        of a report before it in ``reports``), else None. A token claiming again succeeds, so
+        a redelivered entry is not mistaken for a duplicate of itself.
         """
         if not reports:
             return []
         keys, args = self._layout(reports, tokens)
         owners = await self._claim(keys=keys, args=[self._settings.dedup_window_s, *args])
-        return [_text(owner) or None for owner in owners]
-
-    async def release(self, report: Report, token: str) -> None:
-        """Forget ``report`` if ``token`` claimed it (its publication failed)."""
-        await self.release_many([report], [token])
+        return [as_text(owner) or None for owner in owners]
 
     async def release_many(self, reports: Sequence[Report], tokens: Sequence[str]) -> None:
         """Forget each report its token claimed, in one round trip."""
@@ -106,7 +95,3 @@ class Deduplicator:
             keys.extend(own)
             args.extend((token, len(own)))
         return keys, args
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

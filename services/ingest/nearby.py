@@ -252,10 +252,6 @@ class StoryIndex:
             for (report_id, value), candidates in zip(hashes, found, strict=True)
         ]
 
-    async def story_of(self, report: Report) -> str | None:
-        """The id of an earlier story this report is a near-duplicate of, if any."""
-        return (await self.lookup([report]))[0].story
-
     async def add(self, stories: Sequence[tuple[str, int]]) -> None:
         """Index new stories, each (id, SimHash), in one round trip."""
         if not stories:

@@ -73,7 +73,8 @@ class DeadMansSwitch:
     async def check(self, now: float) -> list[Silence]:
         """Warn of every new silence; return the silences found (new or already told)."""
         silences = []
-        for name in sorted(as_text(n) for n in await self.client.smembers(self._watched())):
+        watched = await self.client.smembers(watched_key(self.settings))
+        for name in sorted(as_text(n) for n in watched):
             raw = await self.client.hgetall(stats_key(self.settings, name))
             stats = {as_text(k): as_text(v) for k, v in raw.items()}
             silence = silence_of(name, stats, now)
@@ -117,9 +118,6 @@ class DeadMansSwitch:
             Message(message_id, "none", render), name, self.router.channels(subscription.urls)
         )
         return not failures
-
-    def _watched(self) -> str:
-        return watched_key(self.settings)
 
 
 def _duration(seconds: float) -> str:

@@ -58,8 +58,9 @@ class SourceRunner:
         self.dead_letters = dead_letters
         self.loops: list[Loop] = []
 
-    def start(self) -> None:
-        """Start polling every source."""
+    async def start(self) -> None:
+        """Record which sources have a dead man's switch, then start polling every source."""
+        await self.watch()
         self.loops = [self._polling(source).start() for source in self.sources]
 
     async def stop(self) -> None:
@@ -113,31 +114,29 @@ class SourceRunner:
             await self.client.hincrby(key, "published", published)
         return interval, True
 
-    async def watch(self, configured: ConfiguredSource) -> None:
-        """Record the source's dead man's switch, if it has one, starting the clock now."""
-        name, limit = configured.entry.name, configured.entry.silent_after_s
-        key = stats_key(self.settings, name)
-        configured_names = {source.entry.name for source in self.sources}
-        for watched in await self.client.smembers(watched_key(self.settings)):
-            if as_text(watched) not in configured_names:  # no longer configured: stop watching
-                await self.client.srem(watched_key(self.settings), watched)
-        if limit is None:
-            await self.client.srem(watched_key(self.settings), name)
-            await self.client.hdel(key, "silent_after_s")
-            return
-        await self.client.hset(key, mapping={"silent_after_s": limit, "watched_since": time.time()})
-        await self.client.sadd(watched_key(self.settings), name)
+    async def watch(self) -> None:
+        """Record each source's dead man's switch (``silent_after_s``), starting its clock now,
+        and stop watching sources that are no longer configured or no longer ask for it."""
+        watched = watched_key(self.settings)
+        wanted = {s.entry.name: s.entry.silent_after_s for s in self.sources}
+        for name in [as_text(n) for n in await self.client.smembers(watched)]:
+            if wanted.get(name) is None:
+                await self.client.srem(watched, name)
+                await self.client.hdel(stats_key(self.settings, name), "silent_after_s")
+        for name, limit in wanted.items():
+            if limit is not None:
+                await self.client.hset(
+                    stats_key(self.settings, name),
+                    mapping={"silent_after_s": limit, "watched_since": time.time()},
+                )
+                await self.client.sadd(watched, name)
 
     def _polling(self, configured: ConfiguredSource) -> Loop:
         source = self.build(configured)
         failures = 0
-        watching = False
 
         async def poll() -> float:
-            nonlocal failures, watching
-            if not watching:
-                await self.watch(configured)
-                watching = True
+            nonlocal failures
             delay, ok = await self.poll_once(configured, source, failures)
             failures = 0 if ok else failures + 1
             return delay
