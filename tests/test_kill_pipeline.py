@@ -128,7 +128,7 @@ async def all_handled(redis: aioredis.Redis, settings: Settings) -> bool:
 async def assert_each_alert_once(
     redis: aioredis.Redis, settings: Settings, signals: list[dict[str, Any]], sink: HttpSink
 ) -> None:
-    """Every alert reached the channel exactly once, but for at most one whose sending was
+    """Every alert reached the channel exactly once, but for the few whose sending was
     interrupted by the fault: recorded as uncertain and not resent (the default). An alert
     whose only record is ``duplicate`` was marked sent, so it must have arrived."""
     alerted = {s["report"]["id"]: s["report"]["url"] for s in signals if s["label"] != "none"}
@@ -138,7 +138,9 @@ async def assert_each_alert_once(
     received = Counter(url for body in sink.json_bodies() for url in urls_in(body))
     assert [url for url, count in received.items() if count > 1] == [], "an alert came twice"
     assert set(alerted.values()) - uncertain <= set(received) <= set(alerted.values())
-    assert len(uncertain) <= 1
+    # a notifier sends from two handlers at once (new entries, and the claimer's retries),
+    # so one fault interrupts at most two sends on the one channel
+    assert len(uncertain) <= 2
 
 
 def urls_in(body: dict[str, str]) -> list[str]:

@@ -69,5 +69,7 @@ async def test_killed_notifier_delivers_each_alert_once(
     uncertain = [signal_id for signal_id, outcome in settled.items() if outcome == "uncertain"]
     assert delivered_before_kill < SIGNALS
     assert [title for title, count in titles.items() if count > 1] == [], "an alert came twice"
-    assert len(uncertain) <= 1
+    # a notifier sends from two handlers at once (new entries, and the claimer's retries),
+    # so one fault interrupts at most two sends on the one channel
+    assert len(uncertain) <= 2
     assert len(titles) >= SIGNALS - len(uncertain)
