@@ -98,7 +98,7 @@ class Report(Message):
     language: str | None = None
 
 
-Modality = Literal["event", "intent", "threat", "background"]
+Modality = Literal["event", "intent", "threat", "reported", "background"]
 
 
 class Evidence(BaseModel):
@@ -115,6 +115,7 @@ class Evidence(BaseModel):
     modality: Modality = Field(
         "event",
         description="event: it happened; intent: called for or hoped; threat: threatened; "
+        "reported: a claim someone makes about it (accused, blamed, complained; weighs less); "
         "background: a past event mentioned for context (weighs less).",
     )
 

@@ -142,6 +142,90 @@ class TestLanguageThatMustNotFoolIt:
         assert "clashed" not in phrases(signal, "escalation")
 
 
+class TestWhoSaysWhat:
+    def test_a_complaint_about_an_attack_is_reported_and_weaker(
+        self, classifier: Classifier
+    ) -> None:
+        """Evidence inside an accusation or complaint is a claim: reported, and it weighs less."""
+        complaint = classify(
+            classifier, "Laos complained to the United Nations over a helicopter gunship attack."
+        )
+        attack = classify(classifier, "A helicopter gunship attack hit a village in Laos.")
+        assert complaint.label == "none"
+        assert [e.modality for e in complaint.evidence] == ["reported"]
+        assert complaint.escalation < attack.escalation
+        assert attack.label == "escalation"
+
+    def test_an_accusation_that_names_the_act_is_still_escalation(
+        self, classifier: Classifier
+    ) -> None:
+        """An accused ceasefire breach still alerts, most of all when the act is named."""
+        bare = classify(classifier, "Manila accused the rebels of breaching the truce.")
+        named = classify(
+            classifier,
+            "Manila accused the rebels of breaching the truce by firing mortars at a camp.",
+        )
+        assert bare.label == named.label == "escalation"
+        assert bare.flags[0].modality == "reported"
+        assert named.escalation > bare.escalation
+
+    def test_an_abbreviation_does_not_end_the_sentence(self, classifier: Classifier) -> None:
+        """'since last year's U.S. invasion' is background: "U.S." does not hide "since"."""
+        signal = classify(
+            classifier,
+            "Two exiled generals have lived in the embassy since last year's U.S. invasion.",
+        )
+        assert signal.label == "none"
+        assert [e.modality for e in signal.evidence] == ["background"]
+
+    def test_violating_an_old_accord_is_a_new_event(self, classifier: Classifier) -> None:
+        """The date after "the truce agreement signed in May 2019" dates the truce, not the
+        violation."""
+        signal = classify(
+            classifier,
+            "Monitors said both armies were guilty of violating the truce agreement signed in "
+            "May 2019.",
+        )
+        assert signal.label == "escalation"
+        assert [(e.kind, e.modality) for e in signal.evidence] == [("escalation", "event")]
+
+    def test_a_condition_is_not_an_event(self, classifier: Classifier) -> None:
+        """'will demobilise if', 'unless troops withdraw' are conditions, weaker than the act."""
+        conditional = classify(
+            classifier, "The militia said it would only demobilize if its leaders were pardoned."
+        )
+        done = classify(classifier, "The militia demobilized its fighters on Sunday.")
+        assert conditional.ceasefire < done.ceasefire
+        assert done.label == "ceasefire"
+        assert conditional.label == "none"
+
+    def test_a_pledge_of_peacekeepers_is_ceasefire_intent(self, classifier: Classifier) -> None:
+        """Offering troops to a peacekeeping force is ceasefire intent, not mobilisation."""
+        signal = classify(
+            classifier,
+            "Indonesia is ready to contribute up to 1,500 troops to a peacekeeping force on the "
+            "border, its defence minister said.",
+        )
+        assert signal.label == "ceasefire"
+        assert signal.flags[0].modality == "intent"
+        assert signal.escalation < 0.5
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "The Secretary-General sent condolences after the death of a veteran diplomat.",
+            "Israel is opposed to Egyptian mediation in talks on the water dispute, an aide said.",
+            "Trade ministers held talks in Geneva on tariffs for farm goods.",
+            "The union appealed to its members for an end to the strike.",
+        ],
+    )
+    def test_diplomacy_and_civilian_titles_are_none(
+        self, classifier: Classifier, text: str
+    ) -> None:
+        """A secretary-general is no general, and talks or appeals about trade are no truce."""
+        assert classify(classifier, text).label == "none"
+
+
 class TestSeverity:
     def test_deaths_raise_severity(self, classifier: Classifier) -> None:
         """Ten or more killed is critical; troop movements alone are low."""

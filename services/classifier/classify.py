@@ -26,8 +26,22 @@ from shared.messages import (
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+_MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
+_PAST_AFTER = re.compile(
+    rf"\s+(?:signed |agreed |reached )?(?:in|of) (?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
+    r"|\s+(?:[a-z]+\s+){1,2}ago\b"
+)
+_HISTORY_WINDOW = 6
+# A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
+_SENTENCE_END = re.compile(r"(?:[a-z0-9]{3}|[)\"'\u201d\u2019])[.!?]\s|\n|; ")
 _KINDS: tuple[SignalKind, SignalKind] = ("escalation", "ceasefire")
-_MODALITY_RANK: dict[Modality, int] = {"event": 3, "threat": 2, "intent": 1, "background": 0}
+_MODALITY_RANK: dict[Modality, int] = {
+    "event": 4,
+    "threat": 3,
+    "reported": 2,
+    "intent": 1,
+    "background": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -206,8 +220,10 @@ def _evidence(text: str, lowered: str, match: _Match, rules: RuleSet) -> Evidenc
     rule = match.rule
     weight: float = rule.weight
     modality: Modality = rule.modality
-    if _background(lowered, match.start, match.end, rules):
+    if _background(lowered, match, rules):
         weight, modality = weight * rules.history_factor, "background"
+    elif modality == "event" and _attributed(lowered, match.start, rules):
+        weight, modality = weight * rules.attribution_factor, "reported"
     elif modality == "event" and _under_intent(lowered, match.start, rules):
         weight = weight * rules.intent_factor
         modality = "intent" if rule.kind == "ceasefire" else "threat"
@@ -224,8 +240,10 @@ def _evidence(text: str, lowered: str, match: _Match, rules: RuleSet) -> Evidenc
 
 def _words_before(lowered: str, start: int) -> str:
     window = lowered[max(0, start - 80) : start]
-    cut = max(window.rfind(". "), window.rfind("\n"), window.rfind("; "))
-    return window[cut + 1 :]
+    cut = 0
+    for cut_at in _SENTENCE_END.finditer(window):
+        cut = cut_at.end()
+    return window[cut:]
 
 
 def _negated(lowered: str, start: int, rules: RuleSet) -> bool:
@@ -243,6 +261,10 @@ def _under_intent(lowered: str, start: int, rules: RuleSet) -> bool:
     return any(word in rules.intent for word in words_before)
 
 
+def _attributed(lowered: str, start: int, rules: RuleSet) -> bool:
+    return not rules.attribution.isdisjoint(_WORD.findall(_clause_before(lowered, start)))
+
+
 def _clause_before(lowered: str, start: int) -> str:
     before = _words_before(lowered, start)
     cut = max(
@@ -251,10 +273,13 @@ def _clause_before(lowered: str, start: int) -> str:
     return before[cut + 1 :]
 
 
-def _background(lowered: str, start: int, end: int, rules: RuleSet) -> bool:
-    before = _words_before(lowered, start)
-    words = _WORD.findall(before)[-4:]
+def _background(lowered: str, match: _Match, rules: RuleSet) -> bool:
+    """Whether the match mentions the past: a history cue or a year before it, or, for a
+    ceasefire or accord, a date or "ago" after it ("the truce signed in 2025")."""
+    before = _words_before(lowered, match.start)
+    words = _WORD.findall(before)[-_HISTORY_WINDOW:]
     if any(word in rules.history for word in words) or _YEAR.search(" ".join(before.split()[-3:])):
         return True
-    after = lowered[end : end + 24]
-    return bool(re.match(r"\s+(?:signed |agreed |reached )?(?:in|of) (?:19|20)\d\d\b", after))
+    return match.rule.kind == "ceasefire" and bool(
+        _PAST_AFTER.match(lowered, match.end, match.end + 40)
+    )

@@ -101,6 +101,14 @@ class RuleSet(BaseModel):
     intent_factor: Score = Field(
         0.6, description="Weight multiplier for matches under an intent cue."
     )
+    attribution_cues: tuple[str, ...] = Field(
+        (),
+        description="Words earlier in a match's clause that make it a claim someone makes "
+        "('accused ... of violating', 'complained over air raids'): reported, not witnessed.",
+    )
+    attribution_factor: Score = Field(
+        0.6, description="Weight multiplier for matches under an attribution cue."
+    )
     context: tuple[str, ...] = ()
     rules: Annotated[tuple[Rule, ...], Field(min_length=1)]
 
@@ -158,6 +166,11 @@ class RuleSet(BaseModel):
     def history(self) -> frozenset[str]:
         """The history cues, lower-cased."""
         return frozenset(cue.lower() for cue in self.history_cues)
+
+    @cached_property
+    def attribution(self) -> frozenset[str]:
+        """The attribution cues, lower-cased."""
+        return frozenset(cue.lower() for cue in self.attribution_cues)
 
     @cached_property
     def intent(self) -> frozenset[str]:
