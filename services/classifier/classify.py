@@ -101,13 +101,15 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
         for match in word_matches(pattern, lowered)
     ]
     matches.sort(key=lambda m: (m.start - m.end, -m.rule.weight, m.start))
-    kept: list[_Match] = []
+    kept: list[tuple[_Match, _Before]] = []
     for match in matches:
-        overlaps = any(match.start < k.end and k.start < match.end for k in kept)
-        if not overlaps and not _negated(lowered, match.start, rules):
-            kept.append(match)
-    kept.sort(key=lambda m: m.start)
-    return [_evidence(text, lowered, match, rules) for match in kept]
+        if any(match.start < k.end and k.start < match.end for k, _ in kept):
+            continue
+        before = _Before.of(lowered, match.start)
+        if not before.negates(rules):
+            kept.append((match, before))
+    kept.sort(key=lambda kept_match: kept_match[0].start)
+    return [_evidence(text, lowered, match, before, rules) for match, before in kept]
 
 
 def lower_case(text: str) -> str:
@@ -216,15 +218,15 @@ def _modality(evidence: Sequence[Evidence], kind: SignalKind) -> Modality:
     return max(kinds, key=_MODALITY_RANK.__getitem__, default="event")
 
 
-def _evidence(text: str, lowered: str, match: _Match, rules: RuleSet) -> Evidence:
+def _evidence(text: str, lowered: str, match: _Match, before: _Before, rules: RuleSet) -> Evidence:
     rule = match.rule
     weight: float = rule.weight
     modality: Modality = rule.modality
-    if _background(lowered, match, rules):
+    if before.is_history(rules) or _dated_accord(lowered, match):
         weight, modality = weight * rules.history_factor, "background"
-    elif modality == "event" and _attributed(lowered, match.start, rules):
+    elif modality == "event" and not rules.attribution.isdisjoint(before.clause):
         weight, modality = weight * rules.attribution_factor, "reported"
-    elif modality == "event" and _under_intent(lowered, match.start, rules):
+    elif modality == "event" and not rules.intent.isdisjoint(before.clause[-6:]):
         weight = weight * rules.intent_factor
         modality = "intent" if rule.kind == "ceasefire" else "threat"
     return Evidence.model_construct(
@@ -238,48 +240,43 @@ def _evidence(text: str, lowered: str, match: _Match, rules: RuleSet) -> Evidenc
     )
 
 
-def _words_before(lowered: str, start: int) -> str:
-    window = lowered[max(0, start - 80) : start]
-    cut = 0
-    for cut_at in _SENTENCE_END.finditer(window):
-        cut = cut_at.end()
-    return window[cut:]
+@dataclass(frozen=True)
+class _Before:
+    """What comes before a match in its sentence (at most 80 characters): the cues' scope."""
+
+    text: str
+    words: list[str]
+    clause: list[str]
+    """The words since the last comma, "as", "but" or "while"."""
+
+    @classmethod
+    def of(cls, lowered: str, start: int) -> _Before:
+        window = lowered[max(0, start - 80) : start]
+        cut = 0
+        for cut_at in _SENTENCE_END.finditer(window):
+            cut = cut_at.end()
+        before = window[cut:]
+        clause_cut = max(
+            before.rfind(","), before.rfind(" as "), before.rfind(" but "), before.rfind(" while ")
+        )
+        return cls(before, _WORD.findall(before), _WORD.findall(before[clause_cut + 1 :]))
+
+    def negates(self, rules: RuleSet) -> bool:
+        """A negation cue just before, or a denial earlier in the clause."""
+        window = rules.negation_window
+        if window and not rules.negations.isdisjoint(self.words[-window:]):
+            return True
+        return not rules.denials.isdisjoint(self.clause)
+
+    def is_history(self, rules: RuleSet) -> bool:
+        """A history cue or a year just before: "the previous truce", "the 2025 accord"."""
+        if not rules.history.isdisjoint(self.words[-_HISTORY_WINDOW:]):
+            return True
+        return bool(_YEAR.search(" ".join(self.text.split()[-3:])))
 
 
-def _negated(lowered: str, start: int, rules: RuleSet) -> bool:
-    words = _WORD.findall(_words_before(lowered, start))
-    if rules.negation_window and any(
-        word in rules.negations for word in words[-rules.negation_window :]
-    ):
-        return True
-    clause = _WORD.findall(_clause_before(lowered, start))
-    return any(word in rules.denials for word in clause)
-
-
-def _under_intent(lowered: str, start: int, rules: RuleSet) -> bool:
-    words_before = _WORD.findall(_clause_before(lowered, start))[-6:]
-    return any(word in rules.intent for word in words_before)
-
-
-def _attributed(lowered: str, start: int, rules: RuleSet) -> bool:
-    return not rules.attribution.isdisjoint(_WORD.findall(_clause_before(lowered, start)))
-
-
-def _clause_before(lowered: str, start: int) -> str:
-    before = _words_before(lowered, start)
-    cut = max(
-        before.rfind(","), before.rfind(" as "), before.rfind(" but "), before.rfind(" while ")
-    )
-    return before[cut + 1 :]
-
-
-def _background(lowered: str, match: _Match, rules: RuleSet) -> bool:
-    """Whether the match mentions the past: a history cue or a year before it, or, for a
-    ceasefire or accord, a date or "ago" after it ("the truce signed in 2025")."""
-    before = _words_before(lowered, match.start)
-    words = _WORD.findall(before)[-_HISTORY_WINDOW:]
-    if any(word in rules.history for word in words) or _YEAR.search(" ".join(before.split()[-3:])):
-        return True
+def _dated_accord(lowered: str, match: _Match) -> bool:
+    """A ceasefire or accord followed by its date or "ago": "the truce signed in 2025"."""
     return match.rule.kind == "ceasefire" and bool(
         _PAST_AFTER.match(lowered, match.end, match.end + 40)
     )
