@@ -189,6 +189,27 @@ class TestWhoSaysWhat:
         assert signal.label == "escalation"
         assert [(e.kind, e.modality) for e in signal.evidence] == [("escalation", "event")]
 
+    def test_what_happened_weeks_ago_is_background(self, classifier: Classifier) -> None:
+        """'kidnapped two months ago' and 'six months ago after clashes' date the event."""
+        for text in (
+            "The church asked for news of the aid workers kidnapped two months ago.",
+            "The curfew imposed six months ago after ethnic clashes was lifted on Monday.",
+        ):
+            signal = classify(classifier, text)
+            assert signal.label == "none", text
+            assert {e.modality for e in signal.evidence if e.kind == "escalation"} == {
+                "background"
+            }, text
+
+    def test_a_summoned_ambassador_is_a_reported_claim(self, classifier: Classifier) -> None:
+        """Diplomatic protests about an attack report it; they are not the attack."""
+        signal = classify(
+            classifier,
+            "Hanoi summoned the Chinese ambassador over an air strike on an island outpost.",
+        )
+        assert [e.modality for e in signal.evidence] == ["reported"]
+        assert signal.label == "none"
+
     def test_a_condition_is_not_an_event(self, classifier: Classifier) -> None:
         """'will demobilise if', 'unless troops withdraw' are conditions, weaker than the act."""
         conditional = classify(

@@ -27,10 +27,10 @@ from shared.messages import (
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
-_PAST_AFTER = re.compile(
+_DATED_AFTER = re.compile(
     rf"\s+(?:signed |agreed |reached )?(?:in|of) (?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
-    r"|\s+(?:[a-z]+\s+){1,2}ago\b"
 )
+_AGO_AFTER = re.compile(r",?\s+(?:[a-z]+\s+){1,2}ago\b")
 _HISTORY_WINDOW = 6
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
 _SENTENCE_END = re.compile(r"(?:[a-z0-9]{3}|[)\"'\u201d\u2019])[.!?]\s|\n|; ")
@@ -222,7 +222,7 @@ def _evidence(text: str, lowered: str, match: _Match, before: _Before, rules: Ru
     rule = match.rule
     weight: float = rule.weight
     modality: Modality = rule.modality
-    if before.is_history(rules) or _dated_accord(lowered, match):
+    if before.is_history(rules) or _past_after(lowered, match):
         weight, modality = weight * rules.history_factor, "background"
     elif modality == "event" and not rules.attribution.isdisjoint(before.clause):
         weight, modality = weight * rules.attribution_factor, "reported"
@@ -275,8 +275,11 @@ class _Before:
         return bool(_YEAR.search(" ".join(self.text.split()[-3:])))
 
 
-def _dated_accord(lowered: str, match: _Match) -> bool:
-    """A ceasefire or accord followed by its date or "ago": "the truce signed in 2025"."""
+def _past_after(lowered: str, match: _Match) -> bool:
+    """Dated by what follows: "taken hostage two weeks ago", and for a ceasefire or accord,
+    "the truce signed in 2019" (a violation of it is still news)."""
+    if _AGO_AFTER.match(lowered, match.end, match.end + 30):
+        return True
     return match.rule.kind == "ceasefire" and bool(
-        _PAST_AFTER.match(lowered, match.end, match.end + 40)
+        _DATED_AFTER.match(lowered, match.end, match.end + 40)
     )
