@@ -201,6 +201,16 @@ class TestWhoSaysWhat:
                 "background"
             }, text
 
+    def test_a_trial_looks_back_on_the_whole_sentence(self, classifier: Classifier) -> None:
+        """A verdict, trial or memorial frames everything after it as background."""
+        signal = classify(
+            classifier,
+            "A court in Lima sentenced a retired colonel to 20 years for a massacre of "
+            "villagers committed by an army patrol.",
+        )
+        assert signal.label == "none"
+        assert {e.modality for e in signal.evidence} == {"background"}
+
     def test_a_summoned_ambassador_is_a_reported_claim(self, classifier: Classifier) -> None:
         """Diplomatic protests about an attack report it; they are not the attack."""
         signal = classify(

@@ -27,9 +27,9 @@ from shared.messages import (
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
-_DATED_AFTER = re.compile(
-    rf"\s+(?:signed |agreed |reached )?(?:in|of) (?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
-)
+_DATE = rf"(?:in|of) (?:the )?(?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
+_DATED_AFTER = re.compile(rf"\s+{_DATE}")
+_ACCORD_DATED_AFTER = re.compile(rf"\s+(?:signed |agreed |reached )?{_DATE}")
 _AGO_AFTER = re.compile(r",?\s+(?:[a-z]+\s+){1,2}ago\b")
 _HISTORY_WINDOW = 6
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
@@ -224,7 +224,7 @@ def _evidence(text: str, lowered: str, match: _Match, before: _Before, rules: Ru
     modality: Modality = rule.modality
     if before.is_history(rules) or _past_after(lowered, match):
         weight, modality = weight * rules.history_factor, "background"
-    elif modality == "event" and not rules.attribution.isdisjoint(before.clause):
+    elif modality == "event" and not rules.attribution.isdisjoint(before.words):
         weight, modality = weight * rules.attribution_factor, "reported"
     elif modality == "event" and not rules.intent.isdisjoint(before.clause[-6:]):
         weight = weight * rules.intent_factor
@@ -269,17 +269,19 @@ class _Before:
         return not rules.denials.isdisjoint(self.clause)
 
     def is_history(self, rules: RuleSet) -> bool:
-        """A history cue or a year just before: "the previous truce", "the 2025 accord"."""
+        """A history cue or a year just before ("the previous truce", "the 2025 accord"), or
+        a retrospective cue earlier in the sentence ("was sentenced for two massacres")."""
         if not rules.history.isdisjoint(self.words[-_HISTORY_WINDOW:]):
+            return True
+        if not rules.retrospective.isdisjoint(self.words):
             return True
         return bool(_YEAR.search(" ".join(self.text.split()[-3:])))
 
 
 def _past_after(lowered: str, match: _Match) -> bool:
-    """Dated by what follows: "taken hostage two weeks ago", and for a ceasefire or accord,
-    "the truce signed in 2019" (a violation of it is still news)."""
-    if _AGO_AFTER.match(lowered, match.end, match.end + 30):
+    """Dated by what follows: "taken hostage two weeks ago", "killed in the 2020 war", and
+    for a ceasefire or accord "the truce signed in 2019" (a violation of it is still news)."""
+    after = match.end, match.end + 40
+    if _AGO_AFTER.match(lowered, *after) or _DATED_AFTER.match(lowered, *after):
         return True
-    return match.rule.kind == "ceasefire" and bool(
-        _DATED_AFTER.match(lowered, match.end, match.end + 40)
-    )
+    return match.rule.kind == "ceasefire" and bool(_ACCORD_DATED_AFTER.match(lowered, *after))

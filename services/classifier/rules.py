@@ -94,6 +94,11 @@ class RuleSet(BaseModel):
     history_cues: tuple[str, ...] = Field(
         (), description="Words before a match that make it background, like 'previous'."
     )
+    retrospective_cues: tuple[str, ...] = Field(
+        (),
+        description="Words anywhere earlier in a match's sentence that make the whole sentence "
+        "look back, like 'sentenced', 'trial' or 'anniversary': background too.",
+    )
     history_factor: Score = Field(0.4, description="Weight multiplier for background matches.")
     intent_cues: tuple[str, ...] = Field(
         (), description="Words before a match that make it intent (or threat), like 'could'."
@@ -103,7 +108,7 @@ class RuleSet(BaseModel):
     )
     attribution_cues: tuple[str, ...] = Field(
         (),
-        description="Words earlier in a match's clause that make it a claim someone makes "
+        description="Words earlier in a match's sentence that make it a claim someone makes "
         "('accused ... of violating', 'complained over air raids'): reported, not witnessed.",
     )
     attribution_factor: Score = Field(
@@ -166,6 +171,11 @@ class RuleSet(BaseModel):
     def history(self) -> frozenset[str]:
         """The history cues, lower-cased."""
         return frozenset(cue.lower() for cue in self.history_cues)
+
+    @cached_property
+    def retrospective(self) -> frozenset[str]:
+        """The retrospective cues, lower-cased."""
+        return frozenset(cue.lower() for cue in self.retrospective_cues)
 
     @cached_property
     def attribution(self) -> frozenset[str]:
