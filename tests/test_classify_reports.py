@@ -126,6 +126,12 @@ class TestLanguageThatMustNotFoolIt:
         [
             "Thailand and Cambodia meet in a clash of the titans in the SEA Games final.",
             "Mobile operators launched a price war over 5G plans in Bangkok.",
+            "Washington and Beijing agreed to extend their trade truce by 90 days.",
+            "The coalition partners agreed a political ceasefire over the budget.",
+            "The Chiefs' offensive line struggled again as their attack stalled against the Bills.",
+            "A ransomware attack shut down the ports operator's terminals in Laem Chabang.",
+            "A gas explosion at a factory in Rayong killed four workers and injured 30.",
+            "Relief trucks reached refugees sheltering at the border crossing with food and water.",
             "Police said the robber shot and killed a shopkeeper in Phnom Penh.",
             "Floods forced thousands to evacuate in Ubon Ratchathani; two people died.",
             "A dengue outbreak has killed 14 people in Battambang this year.",
@@ -156,18 +162,15 @@ class TestWhoSaysWhat:
         assert complaint.escalation < attack.escalation
         assert attack.label == "escalation"
 
-    def test_an_accusation_that_names_the_act_is_still_escalation(
-        self, classifier: Classifier
-    ) -> None:
-        """An accused ceasefire breach still alerts, most of all when the act is named."""
-        bare = classify(classifier, "Manila accused the rebels of breaching the truce.")
-        named = classify(
-            classifier,
+    def test_an_accused_truce_breach_is_still_escalation(self, classifier: Classifier) -> None:
+        """An accused ceasefire breach still alerts, flagged as reported."""
+        for text in (
+            "Manila accused the rebels of breaching the truce.",
             "Manila accused the rebels of breaching the truce by firing mortars at a camp.",
-        )
-        assert bare.label == named.label == "escalation"
-        assert bare.flags[0].modality == "reported"
-        assert named.escalation > bare.escalation
+        ):
+            signal = classify(classifier, text)
+            assert signal.label == "escalation", text
+            assert signal.flags[0].modality == "reported", text
 
     def test_an_abbreviation_does_not_end_the_sentence(self, classifier: Classifier) -> None:
         """'since last year's U.S. invasion' is background: "U.S." does not hide "since"."""
@@ -200,6 +203,14 @@ class TestWhoSaysWhat:
             assert {e.modality for e in signal.evidence if e.kind == "escalation"} == {
                 "background"
             }, text
+
+    def test_a_claim_counts_once(self, classifier: Classifier) -> None:
+        """A complaint naming both a bomb and an attack is one claim, not two pieces of
+        evidence, so it stays below the threshold."""
+        signal = classify(classifier, "Delhi blamed Islamabad for the bomb attack on a bus depot.")
+        assert [e.modality for e in signal.evidence] == ["reported", "reported"]
+        assert signal.escalation == max(e.weight for e in signal.evidence)
+        assert signal.label == "none"
 
     def test_a_trial_looks_back_on_the_whole_sentence(self, classifier: Classifier) -> None:
         """A verdict, trial or memorial frames everything after it as background."""

@@ -32,6 +32,7 @@ _DATED_AFTER = re.compile(rf"\s+{_DATE}")
 _ACCORD_DATED_AFTER = re.compile(rf"\s+(?:signed |agreed |reached )?{_DATE}")
 _AGO_AFTER = re.compile(r",?\s+(?:[a-z]+\s+){1,2}ago\b")
 _HISTORY_WINDOW = 6
+_SENTENCE_WINDOW = 150
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
 _SENTENCE_END = re.compile(r"(?:[a-z0-9]{3}|[)\"'\u201d\u2019])[.!?]\s|\n|; ")
 _KINDS: tuple[SignalKind, SignalKind] = ("escalation", "ceasefire")
@@ -89,11 +90,14 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
     """
     lowered = lower_case(text)
     vocabulary = set(words(lowered))
+    if rules.figurative:
+        lowered = rules.erase_figurative(lowered, vocabulary, prefilter)
+        vocabulary = set(words(lowered))
     candidates = rules.candidates(vocabulary) if prefilter else rules.every_pattern()
     if not candidates:
         return []
     needs_context = any(rule.needs_context for rule, _ in candidates)
-    if needs_context and not rules.in_context(lowered, vocabulary):
+    if needs_context and not rules.in_context(lowered, vocabulary, prefilter):
         candidates = [(rule, pattern) for rule, pattern in candidates if not rule.needs_context]
     matches = [
         _Match(rule, match.start(), match.end())
@@ -121,11 +125,16 @@ def lower_case(text: str) -> str:
 
 
 def score(evidence: Sequence[Evidence], kind: SignalKind) -> float:
-    """Noisy-OR of the strongest match of each rule of ``kind``."""
+    """Noisy-OR of the strongest match of each rule of ``kind``.
+
+    Everything reported (claimed by someone) counts once, at its strongest: a complaint about
+    a bomb attack is one claim, not two pieces of evidence.
+    """
     strongest: dict[str, float] = {}
     for item in evidence:
         if item.kind == kind:
-            strongest[item.rule] = max(strongest.get(item.rule, 0.0), item.weight)
+            key = "reported" if item.modality == "reported" else item.rule
+            strongest[key] = max(strongest.get(key, 0.0), item.weight)
     miss = 1.0
     for weight in strongest.values():
         miss *= 1.0 - weight
@@ -242,7 +251,7 @@ def _evidence(text: str, lowered: str, match: _Match, before: _Before, rules: Ru
 
 @dataclass(frozen=True)
 class _Before:
-    """What comes before a match in its sentence (at most 80 characters): the cues' scope."""
+    """What comes before a match in its sentence (at most 150 characters): the cues' scope."""
 
     text: str
     words: list[str]
@@ -251,7 +260,7 @@ class _Before:
 
     @classmethod
     def of(cls, lowered: str, start: int) -> _Before:
-        window = lowered[max(0, start - 80) : start]
+        window = lowered[max(0, start - _SENTENCE_WINDOW) : start]
         cut = 0
         for cut_at in _SENTENCE_END.finditer(window):
             cut = cut_at.end()

@@ -115,6 +115,11 @@ class RuleSet(BaseModel):
         0.6, description="Weight multiplier for matches under an attribution cue."
     )
     context: tuple[str, ...] = ()
+    figurative: tuple[str, ...] = Field(
+        (),
+        description="Patterns of phrases that look like conflict but are not ('price war', "
+        "'trade truce', 'offensive line'): erased from the text before any rule runs.",
+    )
     rules: Annotated[tuple[Rule, ...], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -136,15 +141,15 @@ class RuleSet(BaseModel):
 
     def every_pattern(self) -> list[tuple[Rule, re.Pattern[str]]]:
         """Every (rule, pattern) pair, as :meth:`candidates` would give with no prefilter."""
-        return list(self._rule_index.items)
+        return self._rule_index.candidates((), prefilter=False)
 
-    def in_context(self, lowered: str, words: Collection[str]) -> bool:
+    def in_context(self, lowered: str, words: Collection[str], prefilter: bool = True) -> bool:
         """Whether the lower-cased text names something military (true without context cues)."""
         if not self.context:
             return True
         return any(
             next(word_matches(pattern, lowered), None)
-            for pattern in self._context_index.candidates(words)
+            for pattern in self._context_index.candidates(words, prefilter)
         )
 
     @cached_property
@@ -154,13 +159,25 @@ class RuleSet(BaseModel):
             [anchors(p) for rule in self.rules for p in rule.patterns],
         )
 
+    def erase_figurative(self, lowered: str, words: Collection[str], prefilter: bool = True) -> str:
+        """The lower-cased text with its figurative phrases blanked out, offsets kept."""
+        for pattern in self._figurative_index.candidates(words, prefilter):
+            for match in list(word_matches(pattern, lowered)):
+                start, end = match.span()
+                lowered = lowered[:start] + " " * (end - start) + lowered[end:]
+        return lowered
+
     @cached_property
     def _context_index(self) -> _AnchorIndex[re.Pattern[str]]:
-        return _AnchorIndex([_compile(p) for p in self.context], [anchors(p) for p in self.context])
+        return _pattern_index(self.context)
+
+    @cached_property
+    def _figurative_index(self) -> _AnchorIndex[re.Pattern[str]]:
+        return _pattern_index(self.figurative)
 
     def warm_up(self) -> None:
         """Build the anchor indexes now rather than on the first report."""
-        _ = self._rule_index, self._context_index
+        _ = self._rule_index, self._context_index, self._figurative_index
 
     @cached_property
     def denials(self) -> frozenset[str]:
@@ -187,7 +204,7 @@ class RuleSet(BaseModel):
         """The intent cues, lower-cased."""
         return frozenset(cue.lower() for cue in self.intent_cues)
 
-    @field_validator("context")
+    @field_validator("context", "figurative")
     @classmethod
     def _valid_context(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:
@@ -205,6 +222,10 @@ class RuleSet(BaseModel):
         return f"{self.name}@{self.version}"
 
 
+def _pattern_index(patterns: Sequence[str]) -> _AnchorIndex[re.Pattern[str]]:
+    return _AnchorIndex([_compile(p) for p in patterns], [anchors(p) for p in patterns])
+
+
 class _AnchorIndex(Generic[T]):
     """Which items (patterns) a text may match, by the words their anchors begin."""
 
@@ -219,8 +240,11 @@ class _AnchorIndex(Generic[T]):
         self.lengths = sorted({len(prefix) for prefix in self.by_prefix})
         self._cache: dict[str, frozenset[int]] = {}
 
-    def candidates(self, words: Collection[str]) -> list[T]:
-        """The items whose anchors begin one of ``words``, in their original order."""
+    def candidates(self, words: Collection[str], prefilter: bool = True) -> list[T]:
+        """The items whose anchors begin one of ``words``, in their original order (all of
+        them without the prefilter)."""
+        if not prefilter:
+            return list(self.items)
         found = list(map(self._cache.get, words))
         if None in found:
             found = [self.hits(word) for word in words]
