@@ -93,7 +93,7 @@ class TestLoading:
         """Two sets may not define the same rule id; the error names both."""
         clash = tmp_path / "clash.yaml"
         clash.write_text(CUSTOM.replace("escalation.live_fire_drill", "escalation.clash"))
-        with pytest.raises(RuleSetError, match=r"escalation\.clash.*builtin@2.*drills@3"):
+        with pytest.raises(RuleSetError, match=r"escalation\.clash.*builtin@3.*drills@3"):
             load_rule_sets(["builtin", str(clash)])
 
 
@@ -111,6 +111,6 @@ class TestClassifying:
             signals = await wait_for(lambda: stream_entries(redis, settings.signals_stream))
         signal = signals[0]
         assert signal["label"] == "escalation"
-        assert signal["classifier"] == "builtin@2+drills@3"
+        assert signal["classifier"] == "builtin@3+drills@3"
         assert any(e["rule"] == "escalation.live_fire_drill" for e in signal["evidence"])
         assert signal["severity"] == 2
