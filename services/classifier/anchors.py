@@ -88,7 +88,15 @@ def _beginnings(sequence: list[Item]) -> set[str] | None:
             if item_op is not _LITERAL or not chr(item_av).isalpha():
                 break
             letters += chr(item_av)
-        return {letters} if letters else None
+        if not letters:
+            return None
+        rest = sequence[len(letters) :]
+        # The parser factors common prefixes out ("d(?:isengaged|emobilis)"): read on into them.
+        if rest and rest[0][0] in (_SUBPATTERN, _BRANCH):
+            following = _beginnings(rest)
+            if following:
+                return {letters + more for more in following}
+        return {letters}
     if op is _SUBPATTERN:
         return _beginnings(list(av[-1]))
     if op is _BRANCH:
