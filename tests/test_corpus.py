@@ -15,8 +15,8 @@ from services.classifier.gazetteer import builtin_gazetteer
 from services.classifier.rules import builtin_rule_set
 
 CORPUS = Path(__file__).parent / "data" / "classifier_corpus.tsv"
-MACRO_F1_FLOOR = 0.85
-CLASS_F1_FLOOR = 0.80
+MACRO_F1_FLOOR = 0.90
+CLASS_F1_FLOOR = 0.88
 
 
 @pytest.fixture(scope="module")
