@@ -91,8 +91,9 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
     lowered = lower_case(text)
     vocabulary = set(words(lowered))
     if rules.figurative:
-        lowered = rules.erase_figurative(lowered, vocabulary, prefilter)
-        vocabulary = set(words(lowered))
+        erased = rules.erase_figurative(lowered, vocabulary, prefilter)
+        if erased is not lowered:
+            lowered, vocabulary = erased, set(words(erased))
     candidates = rules.candidates(vocabulary) if prefilter else rules.every_pattern()
     if not candidates:
         return []

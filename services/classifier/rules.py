@@ -38,12 +38,23 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise ValueError(msg) from error
 
 
-def word_matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+def word_matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
     """Non-overlapping matches of ``pattern`` that begin a word, as ``\\b(?:pattern)`` would."""
+    found = list(pattern.finditer(text))
+    if not any(_inside_word(text, match.start()) for match in found):
+        return found  # the common case: what finditer found is what the search below finds
+    return list(_word_matches(pattern, text))
+
+
+def _inside_word(text: str, start: int) -> bool:
+    return start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+
+
+def _word_matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
     position = 0
     while match := pattern.search(text, position):
         start, end = match.span()
-        if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        if _inside_word(text, start):
             position = start + 1
             continue
         yield match
@@ -148,7 +159,7 @@ class RuleSet(BaseModel):
         if not self.context:
             return True
         return any(
-            next(word_matches(pattern, lowered), None)
+            word_matches(pattern, lowered)
             for pattern in self._context_index.candidates(words, prefilter)
         )
 
@@ -160,9 +171,10 @@ class RuleSet(BaseModel):
         )
 
     def erase_figurative(self, lowered: str, words: Collection[str], prefilter: bool = True) -> str:
-        """The lower-cased text with its figurative phrases blanked out, offsets kept."""
+        """The lower-cased text with its figurative phrases blanked out, offsets kept (the same
+        string when there are none)."""
         for pattern in self._figurative_index.candidates(words, prefilter):
-            for match in list(word_matches(pattern, lowered)):
+            for match in word_matches(pattern, lowered):
                 start, end = match.span()
                 lowered = lowered[:start] + " " * (end - start) + lowered[end:]
         return lowered
