@@ -222,6 +222,39 @@ class TestWhoSaysWhat:
         assert signal.label == "none"
         assert {e.modality for e in signal.evidence} == {"background"}
 
+    def test_the_lead_sets_the_frame(self, classifier: Classifier) -> None:
+        """A report that opens on an anniversary or a complaint keeps that frame in the
+        sentences that follow it."""
+        anniversary = classify(
+            classifier,
+            "The town marked the 30th anniversary of the siege with a memorial service. "
+            "Artillery shells killed more than 300 civilians there in 1993.",
+        )
+        complaint = classify(
+            classifier,
+            "The Security Council condemned an attack on a peacekeeping camp in Kidal. "
+            "Gunmen on motorbikes killed four soldiers and wounded 12, the mission said.",
+        )
+        news = classify(
+            classifier,
+            "Gunmen on motorbikes killed four soldiers and wounded 12 at a camp in Kidal. "
+            "The Security Council condemned the attack.",
+        )
+        assert anniversary.label == complaint.label == "none"
+        assert {e.modality for e in anniversary.evidence} == {"background"}
+        assert {e.modality for e in complaint.evidence} == {"reported"}
+        assert news.label == "escalation"
+
+    def test_weeks_of_fighting_before_talks_are_the_cause(self, classifier: Classifier) -> None:
+        """'after three weeks of fighting' is background to the talks that are the news."""
+        signal = classify(
+            classifier,
+            "The two armies began talks in Jeddah aimed at securing a ceasefire after three "
+            "weeks of fighting.",
+        )
+        assert signal.label == "ceasefire"
+        assert [e.modality for e in signal.evidence if e.kind == "escalation"] == ["background"]
+
     def test_a_summoned_ambassador_is_a_reported_claim(self, classifier: Classifier) -> None:
         """Diplomatic protests about an attack report it; they are not the attack."""
         signal = classify(

@@ -32,6 +32,11 @@ _DATED_AFTER = re.compile(rf"\s+{_DATE}")
 _ACCORD_DATED_AFTER = re.compile(rf"\s+(?:signed |agreed |reached )?{_DATE}")
 _AGO_AFTER = re.compile(r",?\s+(?:[a-z]+\s+){1,2}ago\b")
 _HISTORY_WINDOW = 6
+# "after three weeks of fighting", "following months of clashes": the cause, not the news
+_AFTER_PERIOD = re.compile(
+    r"\b(?:after|following|since) (?:[a-z0-9,-]+ ){0,3}(?:hours|days|weeks|months|years|decades)"
+    r" of (?:[a-z-]+ )?$"
+)
 _SENTENCE_WINDOW = 150
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
 _SENTENCE_END = re.compile(r"(?:[a-z0-9]{3}|[)\"'\u201d\u2019])[.!?]\s|\n|; ")
@@ -114,7 +119,13 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
         if not before.negates(rules):
             kept.append((match, before))
     kept.sort(key=lambda kept_match: kept_match[0].start)
-    return [_evidence(text, lowered, match, before, rules) for match, before in kept]
+    lead = _Lead.of(lowered, rules) if kept else _Lead(0, None)
+    return [
+        _evidence(
+            text, lowered, match, before, lead.frame if match.start > lead.end else None, rules
+        )
+        for match, before in kept
+    ]
 
 
 def lower_case(text: str) -> str:
@@ -228,13 +239,22 @@ def _modality(evidence: Sequence[Evidence], kind: SignalKind) -> Modality:
     return max(kinds, key=_MODALITY_RANK.__getitem__, default="event")
 
 
-def _evidence(text: str, lowered: str, match: _Match, before: _Before, rules: RuleSet) -> Evidence:
+def _evidence(
+    text: str,
+    lowered: str,
+    match: _Match,
+    before: _Before,
+    frame: Modality | None,
+    rules: RuleSet,
+) -> Evidence:
     rule = match.rule
     weight: float = rule.weight
     modality: Modality = rule.modality
-    if before.is_history(rules) or _past_after(lowered, match):
+    if before.is_history(rules) or _past_after(lowered, match) or frame == "background":
         weight, modality = weight * rules.history_factor, "background"
-    elif modality == "event" and not rules.attribution.isdisjoint(before.words):
+    elif modality == "event" and (
+        frame == "reported" or not rules.attribution.isdisjoint(before.words)
+    ):
         weight, modality = weight * rules.attribution_factor, "reported"
     elif modality == "event" and not rules.intent.isdisjoint(before.clause[-6:]):
         weight = weight * rules.intent_factor
@@ -248,6 +268,28 @@ def _evidence(text: str, lowered: str, match: _Match, before: _Before, rules: Ru
         weight=round(weight, 4),
         modality=modality,
     )
+
+
+@dataclass(frozen=True)
+class _Lead:
+    """The lead sentence (the title, or else the first sentence) and the frame it sets for
+    what follows: a report that opens on a trial or an anniversary looks back throughout, one
+    that opens on a complaint reports claims throughout."""
+
+    end: int
+    frame: Modality | None
+
+    @classmethod
+    def of(cls, lowered: str, rules: RuleSet) -> _Lead:
+        first_end = _SENTENCE_END.search(lowered)
+        end = first_end.end() if first_end else len(lowered)
+        lead_words = _WORD.findall(lowered[:end])
+        frame: Modality | None = None
+        if not rules.retrospective.isdisjoint(lead_words):
+            frame = "background"
+        elif not rules.attribution.isdisjoint(lead_words):
+            frame = "reported"
+        return cls(end, frame)
 
 
 @dataclass(frozen=True)
@@ -285,7 +327,9 @@ class _Before:
             return True
         if not rules.retrospective.isdisjoint(self.words):
             return True
-        return bool(_YEAR.search(" ".join(self.text.split()[-3:])))
+        return bool(
+            _YEAR.search(" ".join(self.text.split()[-3:])) or _AFTER_PERIOD.search(self.text)
+        )
 
 
 def _past_after(lowered: str, match: _Match) -> bool:
