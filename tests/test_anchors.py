@@ -26,6 +26,8 @@ class TestAnchors:
             ("(talks|negotiations) (have )?(collapsed|failed)", {"collapsed", "failed"}),
             ("cross-border (attacks?|shelling)", {"border"}),
             ("[a-z]+ fire", {"fire"}),
+            ("(disengaged|demobilis\\w*)", {"disengaged", "demobilis"}),
+            ("(M23|Houthis?)", {"m23", "houthi"}),
             (
                 "((suicide |car )?bomb(er|s)?|explosive device)",
                 {"suicide", "car", "bomb", "explosive"},

@@ -85,7 +85,7 @@ def _beginnings(sequence: list[Item]) -> set[str] | None:
     if op is _LITERAL:
         letters = ""
         for item_op, item_av in sequence:
-            if item_op is not _LITERAL or not chr(item_av).isalpha():
+            if item_op is not _LITERAL or not chr(item_av).isalnum():
                 break
             letters += chr(item_av)
         if not letters:

@@ -59,11 +59,12 @@ _NUMBER = (
     + r")(?:\s+(?:hundred|thousand|million))?"
 )
 _QUALIFIER = r"(?:at least|more than|over|nearly|almost|about|around|some|up to|an estimated)\s+"
-_WHO = (
-    r"(?:(?:\w+[- ]){0,2}(?:people|persons|civilians|soldiers|troops|villagers|residents|"
-    r"children|women|men|fighters|militants|rebels|police(?:men)?|officers|marines|sailors|"
-    r"personnel|servicemen|members|workers|families|others|Thais|Cambodians))"
+_WHO_NOUNS = frozenset(
+    "people persons civilians soldiers troops villagers residents children women men fighters "
+    "militants rebels police policemen officers marines sailors personnel servicemen members "
+    "workers families others thais cambodians".split()
 )
+_WHO = rf"(?:(?:\w+[- ]){{0,2}}(?:{'|'.join(sorted(_WHO_NOUNS))}))"
 _KILLED = r"(?:killed|killing|dead|died|slain|lost their lives|deaths?)"
 _INJURED = r"(?:wounded|wounding|injured|injuring|hurt)"
 _DISPLACED = r"(?:displaced|displacing|fled|evacuated|evacuating|forced from their homes|uprooted)"
@@ -105,14 +106,22 @@ def read_figures(text: str) -> Figures:
     found: dict[str, int] = {}
     for field, verb in _VERBS.items():
         for match in verb.finditer(text):
-            numbers = [_AFTER.match(text, match.end())]
-            numbers.append(_BEFORE.search(text, max(0, match.start() - _WINDOW), match.start()))
+            numbers = [_AFTER.match(text, match.end()), _number_before(text, match.start())]
             for number in numbers:
                 _keep_largest(found, field, number)
     if "toll" in text:
         for number in _TOLL.finditer(text):
             _keep_largest(found, "killed", number)
     return Figures.model_validate(found)
+
+
+def _number_before(text: str, end: int) -> re.Match[str] | None:
+    """The count of people just before a verb: "two soldiers were wounded"."""
+    start = max(0, end - _WINDOW)
+    # The regex below is slow to fail; the noun it needs must be among the last four words.
+    if _WHO_NOUNS.isdisjoint(re.findall(r"\w+", text[start:end].lower())[-4:]):
+        return None
+    return _BEFORE.search(text, start, end)
 
 
 def _keep_largest(found: dict[str, int], field: str, match: re.Match[str] | None) -> None:
