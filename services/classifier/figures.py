@@ -60,7 +60,34 @@ _NUMBER = (
 )
 _QUALIFIER = r"(?:at least|more than|over|nearly|almost|about|around|some|up to|an estimated)\s+"
 _WHO_NOUNS = frozenset(
-    ["people", "persons", "civilians", "soldiers", "troops", "villagers", "residents", "children", "women", "men", "fighters", "militants", "rebels", "police", "policemen", "officers", "marines", "sailors", "personnel", "servicemen", "members", "workers", "families", "others", "thais", "cambodians"]
+    [
+        "people",
+        "persons",
+        "civilians",
+        "soldiers",
+        "troops",
+        "villagers",
+        "residents",
+        "children",
+        "women",
+        "men",
+        "fighters",
+        "militants",
+        "rebels",
+        "police",
+        "policemen",
+        "officers",
+        "marines",
+        "sailors",
+        "personnel",
+        "servicemen",
+        "members",
+        "workers",
+        "families",
+        "others",
+        "thais",
+        "cambodians",
+    ]
 )
 _WHO = rf"(?:(?:\w+[- ]){{0,2}}(?:{'|'.join(sorted(_WHO_NOUNS))}))"
 _KILLED = r"(?:killed|killing|dead|died|slain|lost their lives|deaths?)"
