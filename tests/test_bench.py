@@ -46,8 +46,8 @@ def test_small_benchmark_runs_every_part(tmp_path: Path) -> None:
     assert 0 < results["flashpoint"]["stage_outputs"][1] <= 400  # ingest drops duplicates only
     assert set(results["flashpoint"]["memory_kib"]) == {"ingest", "classifier", "notifier"}
     assert set(results["flashpoint"]["cpu_us_per_report"]) >= {"ingest", "classifier", "notifier"}
-    assert results["ratio_to_relay"] == pytest.approx(
-        results["flashpoint"]["per_second"] / results["relay"]["per_second"], rel=0.01
+    assert results["ratio_to_relay"] == pytest.approx(  # rounded to three decimals
+        results["flashpoint"]["per_second"] / results["relay"]["per_second"], abs=0.0005
     )
     assert set(results["stages_alone"]) == {"ingest", "classifier", "notifier"}
 
