@@ -148,6 +148,25 @@ class TestLanguageThatMustNotFoolIt:
         assert "clashed" not in phrases(signal, "escalation")
 
 
+class TestHeadlines:
+    @pytest.mark.parametrize(
+        ("text", "label"),
+        [
+            ("Rebels seize army base near the border after two days of fighting", "escalation"),
+            ("Air force jets pound militant hideouts in the north", "escalation"),
+            ("Gunmen abduct 12 fishermen off the coast, border guards say", "escalation"),
+            ("Army says it downed 40 drones launched overnight", "escalation"),
+            ("Government extends ceasefire with rebel faction for six months", "ceasefire"),
+            ("Militia hands over heavy weapons to federal army under peace deal", "ceasefire"),
+            ("Rebels release crew of seized cargo ship", "ceasefire"),
+            ("Earthquake strikes near Mandalay, killing more than 1,000", "none"),
+        ],
+    )
+    def test_present_tense_headlines(self, classifier: Classifier, text: str, label: str) -> None:
+        """Feeds carry headlines in the present tense: 'seize', 'pound', 'extends'."""
+        assert classify(classifier, text).label == label
+
+
 class TestWhoSaysWhat:
     def test_a_complaint_about_an_attack_is_reported_and_weaker(
         self, classifier: Classifier
