@@ -41,9 +41,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
 def word_matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
     """Non-overlapping matches of ``pattern`` that begin a word, as ``\\b(?:pattern)`` would."""
     found = list(pattern.finditer(text))
-    if not any(_inside_word(text, match.start()) for match in found):
-        return found  # the common case: what finditer found is what the search below finds
-    return list(_word_matches(pattern, text))
+    for match in found:
+        if _inside_word(text, match.start()):
+            return list(_word_matches(pattern, text))
+    return found  # the common case: what finditer found is what the search below finds
 
 
 def _inside_word(text: str, start: int) -> bool:
