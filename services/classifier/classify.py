@@ -102,14 +102,15 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
     candidates = rules.candidates(vocabulary) if prefilter else rules.every_pattern()
     if not candidates:
         return []
-    needs_context = any(rule.needs_context for rule, _ in candidates)
-    if needs_context and not rules.in_context(lowered, vocabulary, prefilter):
-        candidates = [(rule, pattern) for rule, pattern in candidates if not rule.needs_context]
     matches = [
         _Match(rule, match.start(), match.end())
         for rule, pattern in candidates
         for match in word_matches(pattern, lowered)
     ]
+    if any(m.rule.needs_context for m in matches) and not rules.in_context(
+        lowered, vocabulary, prefilter
+    ):
+        matches = [m for m in matches if not m.rule.needs_context]
     matches.sort(key=lambda m: (m.start - m.end, -m.rule.weight, m.start))
     kept: list[tuple[_Match, _Before]] = []
     for match in matches:
