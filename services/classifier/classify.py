@@ -254,10 +254,10 @@ def _evidence(
     if before.is_history(rules) or _past_after(lowered, match) or frame == "background":
         weight, modality = weight * rules.history_factor, "background"
     elif modality == "event" and (
-        frame == "reported" or not rules.attribution.isdisjoint(before.words)
+        frame == "reported" or not rules.attribution_cues.isdisjoint(before.words)
     ):
         weight, modality = weight * rules.attribution_factor, "reported"
-    elif modality == "event" and not rules.intent.isdisjoint(before.clause[-6:]):
+    elif modality == "event" and not rules.intent_cues.isdisjoint(before.clause[-6:]):
         weight = weight * rules.intent_factor
         modality = "intent" if rule.kind == "ceasefire" else "threat"
     return Evidence.model_construct(
@@ -286,9 +286,9 @@ class _Lead:
         end = first_end.end() if first_end else len(lowered)
         lead_words = _WORD.findall(lowered[:end])
         frame: Modality | None = None
-        if not rules.retrospective.isdisjoint(lead_words):
+        if not rules.retrospective_cues.isdisjoint(lead_words):
             frame = "background"
-        elif not rules.attribution.isdisjoint(lead_words):
+        elif not rules.attribution_cues.isdisjoint(lead_words):
             frame = "reported"
         return cls(end, frame)
 
@@ -317,16 +317,16 @@ class _Before:
     def negates(self, rules: RuleSet) -> bool:
         """A negation cue just before, or a denial earlier in the clause."""
         window = rules.negation_window
-        if window and not rules.negations.isdisjoint(self.words[-window:]):
+        if window and not rules.negation_cues.isdisjoint(self.words[-window:]):
             return True
-        return not rules.denials.isdisjoint(self.clause)
+        return not rules.denial_cues.isdisjoint(self.clause)
 
     def is_history(self, rules: RuleSet) -> bool:
         """A history cue or a year just before ("the previous truce", "the 2025 accord"), or
         a retrospective cue earlier in the sentence ("was sentenced for two massacres")."""
-        if not rules.history.isdisjoint(self.words[-_HISTORY_WINDOW:]):
+        if not rules.history_cues.isdisjoint(self.words[-_HISTORY_WINDOW:]):
             return True
-        if not rules.retrospective.isdisjoint(self.words):
+        if not rules.retrospective_cues.isdisjoint(self.words):
             return True
         return bool(
             _YEAR.search(" ".join(self.text.split()[-3:])) or _AFTER_PERIOD.search(self.text)

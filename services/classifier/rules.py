@@ -97,29 +97,31 @@ class RuleSet(BaseModel):
     version: int
     threshold: Score = 0.5
     negation_window: int = Field(4, ge=0, le=20)
-    negation_cues: tuple[str, ...] = Field(
-        (), description="Words that negate a match within negation_window words before it."
+    negation_cues: frozenset[str] = Field(
+        frozenset(), description="Words that negate a match within negation_window words before it."
     )
-    denial_cues: tuple[str, ...] = Field(
-        (), description="Words that negate any match later in the same clause ('denied that')."
+    denial_cues: frozenset[str] = Field(
+        frozenset(),
+        description="Words that negate any match later in the same clause ('denied that').",
     )
-    history_cues: tuple[str, ...] = Field(
-        (), description="Words before a match that make it background, like 'previous'."
+    history_cues: frozenset[str] = Field(
+        frozenset(), description="Words before a match that make it background, like 'previous'."
     )
-    retrospective_cues: tuple[str, ...] = Field(
-        (),
+    retrospective_cues: frozenset[str] = Field(
+        frozenset(),
         description="Words anywhere earlier in a match's sentence that make the whole sentence "
         "look back, like 'sentenced', 'trial' or 'anniversary': background too.",
     )
     history_factor: Score = Field(0.4, description="Weight multiplier for background matches.")
-    intent_cues: tuple[str, ...] = Field(
-        (), description="Words before a match that make it intent (or threat), like 'could'."
+    intent_cues: frozenset[str] = Field(
+        frozenset(),
+        description="Words before a match that make it intent (or threat), like 'could'.",
     )
     intent_factor: Score = Field(
         0.6, description="Weight multiplier for matches under an intent cue."
     )
-    attribution_cues: tuple[str, ...] = Field(
-        (),
+    attribution_cues: frozenset[str] = Field(
+        frozenset(),
         description="Words earlier in a match's sentence that make it a claim someone makes "
         "('accused ... of violating', 'complained over air raids'): reported, not witnessed.",
     )
@@ -192,30 +194,17 @@ class RuleSet(BaseModel):
         """Build the anchor indexes now rather than on the first report."""
         _ = self._rule_index, self._context_index, self._figurative_index
 
-    @cached_property
-    def denials(self) -> frozenset[str]:
-        """The denial cues, lower-cased."""
-        return frozenset(cue.lower() for cue in self.denial_cues)
-
-    @cached_property
-    def history(self) -> frozenset[str]:
-        """The history cues, lower-cased."""
-        return frozenset(cue.lower() for cue in self.history_cues)
-
-    @cached_property
-    def retrospective(self) -> frozenset[str]:
-        """The retrospective cues, lower-cased."""
-        return frozenset(cue.lower() for cue in self.retrospective_cues)
-
-    @cached_property
-    def attribution(self) -> frozenset[str]:
-        """The attribution cues, lower-cased."""
-        return frozenset(cue.lower() for cue in self.attribution_cues)
-
-    @cached_property
-    def intent(self) -> frozenset[str]:
-        """The intent cues, lower-cased."""
-        return frozenset(cue.lower() for cue in self.intent_cues)
+    @field_validator(
+        "negation_cues",
+        "denial_cues",
+        "history_cues",
+        "retrospective_cues",
+        "intent_cues",
+        "attribution_cues",
+    )
+    @classmethod
+    def _lower_case_cues(cls, cues: frozenset[str]) -> frozenset[str]:
+        return frozenset(cue.lower() for cue in cues)
 
     @field_validator("context", "figurative")
     @classmethod
@@ -223,11 +212,6 @@ class RuleSet(BaseModel):
         for pattern in patterns:
             _compile(pattern)
         return patterns
-
-    @cached_property
-    def negations(self) -> frozenset[str]:
-        """The negation cues, lower-cased."""
-        return frozenset(cue.lower() for cue in self.negation_cues)
 
     @property
     def label(self) -> str:
