@@ -264,6 +264,25 @@ class TestWhoSaysWhat:
         assert {e.modality for e in complaint.evidence} == {"reported"}
         assert news.label == "escalation"
 
+    def test_the_lead_tells_the_news(self, classifier: Classifier) -> None:
+        """Events after the lead weigh less: an air strike in the lead outweighs the truce
+        talks the third sentence mentions, and the other way round."""
+        strike = classify(
+            classifier,
+            "An air strike on a house in Rafah killed 13 members of one family on Monday. "
+            "Neighbours pulled bodies from the rubble. Mediators said Hamas had signed a truce "
+            "proposal.",
+        )
+        truce = classify(
+            classifier,
+            "Hamas and Israel signed a truce in Cairo on Monday. Hours earlier an air strike "
+            "on a house in Rafah killed 13 members of one family.",
+        )
+        assert strike.label == "escalation"
+        assert truce.label == "ceasefire"
+        late = [e for e in truce.evidence if e.kind == "escalation" and e.modality == "event"]
+        assert late and all(e.weight < 0.7 for e in late)
+
     def test_weeks_of_fighting_before_talks_are_the_cause(self, classifier: Classifier) -> None:
         """'after three weeks of fighting' is background to the talks that are the news."""
         signal = classify(

@@ -122,9 +122,7 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
     kept.sort(key=lambda kept_match: kept_match[0].start)
     lead = _Lead.of(lowered, rules) if kept else _Lead(0, None)
     return [
-        _evidence(
-            text, lowered, match, before, lead.frame if match.start > lead.end else None, rules
-        )
+        _evidence(text, lowered, match, before, lead if match.start > lead.end else None, rules)
         for match, before in kept
     ]
 
@@ -245,12 +243,14 @@ def _evidence(
     lowered: str,
     match: _Match,
     before: _Before,
-    frame: Modality | None,
+    lead: _Lead | None,
     rules: RuleSet,
 ) -> Evidence:
+    """The evidence a kept match gives; ``lead`` is the lead when the match comes after it."""
     rule = match.rule
     weight: float = rule.weight
     modality: Modality = rule.modality
+    frame = lead.frame if lead else None
     if before.is_history(rules) or _past_after(lowered, match) or frame == "background":
         weight, modality = weight * rules.history_factor, "background"
     elif modality == "event" and (
@@ -260,6 +260,8 @@ def _evidence(
     elif modality == "event" and not rules.intent_cues.isdisjoint(before.clause[-6:]):
         weight = weight * rules.intent_factor
         modality = "intent" if rule.kind == "ceasefire" else "threat"
+    elif modality == "event" and lead:
+        weight = weight * rules.body_factor
     return Evidence.model_construct(
         kind=rule.kind,
         rule=rule.id,
@@ -273,9 +275,9 @@ def _evidence(
 
 @dataclass(frozen=True)
 class _Lead:
-    """The lead sentence (the title, or else the first sentence) and the frame it sets for
-    what follows: a report that opens on a trial or an anniversary looks back throughout, one
-    that opens on a complaint reports claims throughout."""
+    """The lead (the title and the first sentence) and the frame it sets for what follows: a
+    report that opens on a trial or an anniversary looks back throughout, one that opens on a
+    complaint reports claims throughout. Events after the lead weigh ``body_factor``."""
 
     end: int
     frame: Modality | None
@@ -283,6 +285,8 @@ class _Lead:
     @classmethod
     def of(cls, lowered: str, rules: RuleSet) -> _Lead:
         first_end = _SENTENCE_END.search(lowered)
+        if first_end and first_end.group() == "\n":  # the title: the lead runs on one sentence
+            first_end = _SENTENCE_END.search(lowered, first_end.end())
         end = first_end.end() if first_end else len(lowered)
         lead_words = _WORD.findall(lowered[:end])
         frame: Modality | None = None

@@ -113,6 +113,11 @@ class RuleSet(BaseModel):
         "look back, like 'sentenced', 'trial' or 'anniversary': background too.",
     )
     history_factor: Score = Field(0.4, description="Weight multiplier for background matches.")
+    body_factor: Score = Field(
+        1.0,
+        description="Weight multiplier for events after the lead (the title and the first "
+        "sentence), which tells the news; calls, threats and claims later on keep theirs.",
+    )
     intent_cues: frozenset[str] = Field(
         frozenset(),
         description="Words before a match that make it intent (or threat), like 'could'.",
