@@ -281,7 +281,8 @@ class TestWhoSaysWhat:
         assert strike.label == "escalation"
         assert truce.label == "ceasefire"
         late = [e for e in truce.evidence if e.kind == "escalation" and e.modality == "event"]
-        assert late and all(e.weight < 0.7 for e in late)
+        assert late
+        assert all(e.weight < 0.7 for e in late)
 
     def test_weeks_of_fighting_before_talks_are_the_cause(self, classifier: Classifier) -> None:
         """'after three weeks of fighting' is background to the talks that are the news."""
