@@ -16,6 +16,7 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 from faststream.redis.publisher.usecase import StreamPublisher
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import ResponseError
 
 from shared.logs import get_logger
 from shared.messages import DeadLetter
@@ -36,6 +37,14 @@ M = TypeVar("M", bound=BaseModel)
 
 log = get_logger(__name__)
 
+# Add each ARGV after the first as one entry's __data__ to KEYS[1], trimmed to about ARGV[1].
+_PUBLISH = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '__data__', ARGV[i])
+end
+return #ARGV - 1
+"""
+
 _ENTRIES: ContextVar[list[dict[str, Any]]] = ContextVar("flashpoint_entries")
 """The raw entries of the items being processed (see :meth:`Service.entries`)."""
 
@@ -53,6 +62,7 @@ class Service:
         self.name = name
         self.input_stream, default_group = input_of(settings, name)
         self.redis = redis_client(settings)
+        self._publish = self.redis.register_script(_PUBLISH)
         self.guard = DeliveryGuard(
             settings, self.redis, group or default_group, settings.consumer_for(name)
         )
@@ -224,23 +234,21 @@ class Service:
         self.inputs.append(stream)
 
     async def publish_many(self, stream: str, messages: Sequence[BaseModel]) -> None:
-        """Publish ``messages`` to ``stream`` in one pipelined round trip (same JSON entries).
+        """Publish ``messages`` to ``stream`` in one round trip (same JSON entries).
 
-        A failure raises Redis's own error (say, WRONGTYPE), not the pipeline's wrapper that
-        quotes the whole payload before the reason.
+        One script call adds them all: a pipeline of one XADD per message costs the client
+        about three times as much CPU. A failure raises Redis's own error (say, WRONGTYPE),
+        and the messages before it stay published, as with a pipeline.
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for message in messages:
-                pipe.xadd(
-                    stream,
-                    {"__data__": message.model_dump_json()},
-                    maxlen=self.settings.stream_maxlen,
-                    approximate=True,
-                )
-            results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        if not messages:
+            return
+        try:
+            await self._publish(
+                keys=[stream],
+                args=[self.settings.stream_maxlen, *(m.model_dump_json() for m in messages)],
+            )
+        except ResponseError as error:
+            raise ResponseError(_command_error(error)) from error
 
     async def ensure_groups(self) -> None:
         """Create this service's consumer groups at id 0 where they do not exist yet, and make
@@ -328,3 +336,10 @@ async def _undecoded_batch(
     parsed = await parse({**message, "data": []})
     parsed.raw_message = message
     return parsed
+
+
+def _command_error(error: ResponseError) -> str:
+    """Redis's own reason for a command a script ran ("WRONGTYPE ..."), without the wrapper
+    naming the script ("Error running script (call to f_...): @user_script:3: ")."""
+    text = str(error)
+    return text.rpartition("@user_script:")[2].partition(": ")[2] or text
