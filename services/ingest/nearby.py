@@ -65,12 +65,25 @@ def simhash(text: str) -> int:
     Numbers weigh three times a word: "two soldiers killed" and "twelve soldiers killed"
     are different news. Bit ``b`` is set when the words whose hash has bit ``b`` set weigh
     more than half of all the words.
+    """
+    return _simhash(_WORD.findall(text.casefold()))
+
+
+def comparable_simhash(text: str) -> int | None:
+    """The text's :func:`simhash`, or None when it has too few words to compare (its words
+    split once for both)."""
+    words = _WORD.findall(text.casefold())
+    return _simhash(words) if len(words) >= MIN_WORDS else None
+
+
+def _simhash(words: Sequence[str]) -> int:
+    """The SimHash of case-folded words.
 
     The 64 per-bit weights are summed as lanes of one integer; adding ``2**31 - 1 - half``
     to every lane then sets a lane's top bit exactly when its weight exceeds half the total.
     """
     lanes = total = 0
-    for word in _WORD.findall(text.casefold()):
+    for word in words:
         word_lanes, weight = _word_lanes(word)
         lanes += word_lanes
         total += weight
@@ -202,7 +215,7 @@ class StoryIndex:
         Texts under ``MIN_WORDS`` words have too few words for SimHash to tell stories apart,
         so they are never merged.
         """
-        values = [simhash(r.text) if long_enough(r.text) else None for r in reports]
+        values = [comparable_simhash(r.text) for r in reports]
         indexed = iter(
             await self.nearest(
                 [(r.id, v) for r, v in zip(reports, values, strict=True) if v is not None]
