@@ -152,13 +152,15 @@ def build(settings: Settings) -> tuple[FastStream, Service]:
     service = Service(settings, "ingest")
     service.publisher(settings.reports_stream, Report)  # documents the contract
     inbox = service.publisher(settings.inbox_stream, RawReport)
+    ingest = Ingest(service, settings)
     service.consume_batches(
         service.input_stream,
         RawReport,
-        Ingest(service, settings),
+        ingest,
         description="Raw reports from sources and outside programs (XADD).",
     )
     app = service.app()
+    app.on_startup(ingest.stories.prepare)
 
     runner = SourceRunner(
         configured_sources(settings), service.redis, settings, inbox.publish, service.dead_letters
