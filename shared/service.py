@@ -135,9 +135,12 @@ class Service:
             finally:
                 _ENTRIES.reset(entries)
 
-        async def many(_: list[Any], msg: RedisBatchStreamMessage) -> None:
+        async def many(_: list[Any]) -> None:
             # The body is empty (see _undecoded_batch): each entry is validated from its bytes.
-            raw = msg.raw_message
+            # The message is taken from the context rather than injected, which FastStream
+            # would do in a worker thread for every batch.
+            message: RedisBatchStreamMessage = self.broker.context.get_local("message")
+            raw = message.raw_message
             valid: list[M] = []
             valid_entries: list[dict[str, Any]] = []
             started = time.perf_counter()
