@@ -44,6 +44,7 @@ SLICE_BITS = (22, 21, 21)
 BAND_BITS = (11, 11, 11, 11, 10, 10)
 """The bands of the layout before; looked up (never written) for one dedup window."""
 _WORD = re.compile(r"\w+")
+_GLOB = re.compile(r"[*?\[\]\\]")  # special in a SCAN pattern
 _BITS = 64
 
 
@@ -251,7 +252,8 @@ class StoryIndex:
             return
         before = False
         for layout in ("story-index", "simhash"):
-            async for _ in self.client.scan_iter(match=self.settings.key(layout, "*"), count=1000):
+            pattern = _GLOB.sub(r"\\\g<0>", self.settings.key(layout)) + ":*"
+            async for _ in self.client.scan_iter(match=pattern, count=1000):
                 before = True
                 break
             if before:
