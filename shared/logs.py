@@ -37,6 +37,7 @@ def configure_logging(settings: Settings, service: str) -> None:
     )
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # a line below the level costs nothing more
             *_SHARED_PROCESSORS,
             structlog.processors.format_exc_info if use_json else _noop,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from services.ingest.app import Ingest, PublishError
 from services.ingest.app import build as build_ingest
 from services.ingest.dedup import Deduplicator
-from services.ingest.nearby import MAX_DISTANCE, StoryIndex, simhash, sources_key
+from services.ingest.nearby import MAX_DISTANCE, StoryIndex, simhash, slices, sources_key
 from services.ingest.normalize import to_report
 from services.ingest.sources.runner import stats_key
 from shared.messages import RawReport, utc_now
@@ -234,6 +235,29 @@ async def test_stories_indexed_before_the_upgrade_are_found(
     assert await ingest.stories.nearest([("r-new", simhash(EDITED[0]))]) == ["r-old"]
 
 
+async def test_stories_in_the_slice_hashes_before_are_found_for_one_window(
+    ingest: Ingest, settings: Settings, redis: aioredis.Redis
+) -> None:
+    """A story the slice hashes of the layout before indexed is found until one window has
+    passed since this layout first started; on a Redis that never held them, they are not
+    read at all."""
+    value = simhash(STORY)
+    await ingest.stories.prepare()  # nothing of the layouts before yet: never read them
+    assert await redis.get(settings.key("story-slices", "since")) == "0"
+    for number, part in enumerate(slices(value)):
+        await redis.hset(settings.key("story-index", str(number), f"{part:06x}"), "r-old", value)
+    probe = [("r-new", simhash(EDITED[0]))]
+    assert await ingest.stories.nearest(probe) == [None]
+
+    await redis.delete(settings.key("story-slices", "since"))
+    await ingest.stories.prepare()  # an upgrade: the hashes are there, read them for a window
+    assert await ingest.stories.nearest(probe) == ["r-old"]
+    await redis.set(
+        settings.key("story-slices", "since"), str(time.time() - settings.dedup_window_s - 1)
+    )
+    assert await ingest.stories.nearest(probe) == [None]
+
+
 def _old_bands(value: int) -> list[int]:
     parts, shift = [], 0
     for width in (11, 11, 11, 11, 10, 10):
@@ -281,7 +305,7 @@ def test_index_scripts_name_keys_like_python(settings: Settings) -> None:
     """The lookup script builds key names itself; they must be the ones ``add`` writes."""
     index = StoryIndex(aioredis.Redis(), settings)
     assert index.slice_keys(0x123456 | (0x7 << 22) | (0x1FFFFF << 43)) == [
-        f"{settings.key_prefix}:story-index:0:123456",
-        f"{settings.key_prefix}:story-index:1:000007",
-        f"{settings.key_prefix}:story-index:2:1fffff",
+        f"{settings.key_prefix}:story-slices:0:123456",
+        f"{settings.key_prefix}:story-slices:1:000007",
+        f"{settings.key_prefix}:story-slices:2:1fffff",
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream import FastStream
 
 from services.classifier.classify import Classifier
@@ -13,6 +15,7 @@ from shared.service import Service
 from shared.settings import Settings
 
 log = get_logger(__name__)
+_log_level = logging.getLogger(__name__)  # structlog renders through it (shared.logs)
 
 
 def build(settings: Settings) -> tuple[FastStream, Service]:
@@ -24,6 +27,8 @@ def build(settings: Settings) -> tuple[FastStream, Service]:
     async def classify_reports(reports: list[Report]) -> None:
         signals = classifier.classify_batch(reports)
         await service.publish_many(settings.signals_stream, signals)
+        if not _log_level.isEnabledFor(logging.INFO):  # skip structlog's processors when off
+            return
         for signal in signals:
             with bound_report(signal.id):
                 log.info(

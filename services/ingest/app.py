@@ -7,10 +7,8 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from faststream import FastStream
-from pydantic import ValidationError
 
 from services.ingest.dedup import Deduplicator
 from services.ingest.nearby import Lookup, StoryIndex
@@ -22,7 +20,7 @@ from shared.logs import get_logger
 from shared.messages import RawReport, Report, utc_now
 from shared.service import Service
 from shared.settings import Settings
-from shared.streams import as_text
+from shared.streams import entry_id
 
 log = get_logger(__name__)
 _log_level = logging.getLogger(__name__)  # structlog renders through it (shared.logs)
@@ -56,23 +54,16 @@ class Ingest:
     async def __call__(self, raws: list[RawReport]) -> None:
         """Process reports read from the inbox, the ids of their entries taken from the
         message being handled (a batch, or one entry the claimer retries)."""
-        await self.process(raws, await self.entry_ids(raws))
+        await self.process(raws, self.entry_ids(raws))
 
-    async def entry_ids(self, raws: Sequence[RawReport]) -> list[str]:
-        """The inbox entry ids of ``raws``, from the message FastStream is handling.
+    def entry_ids(self, raws: Sequence[RawReport]) -> list[str]:
+        """The inbox entry ids of ``raws``, the valid entries of the batch being handled (or
+        the one entry the claimer retries).
 
         They make the dedup tokens: a redelivered entry claims its report again with the
         same token, and is not taken for a duplicate of itself.
         """
-        message: Any = self.service.broker.context.get_local("message")
-        raw = getattr(message, "raw_message", None)
-        if not isinstance(raw, dict):
-            msg = "no inbox message is being handled: ingest needs its entry ids"
-            raise RuntimeError(msg)
-        ids = [as_text(entry) for entry in raw["message_ids"]]
-        if len(ids) != len(raws):  # invalid entries of the batch were dead-lettered
-            bodies = await message.decode()
-            ids = [entry for entry, body in zip(ids, bodies, strict=True) if _valid(body)]
+        ids = [entry_id(entry) for entry in self.service.entries()]
         if len(ids) != len(raws):
             msg = f"{len(raws)} reports but {len(ids)} valid entries in the message"
             raise RuntimeError(msg)
@@ -156,26 +147,20 @@ class Ingest:
                 )
 
 
-def _valid(body: object) -> bool:
-    try:
-        RawReport.model_validate(body)
-    except ValidationError:
-        return False
-    return True
-
-
 def build(settings: Settings) -> tuple[FastStream, Service]:
     """The ingest app, with its JSONL source when ``FLASHPOINT_JSONL_PATH`` is set."""
     service = Service(settings, "ingest")
     service.publisher(settings.reports_stream, Report)  # documents the contract
     inbox = service.publisher(settings.inbox_stream, RawReport)
+    ingest = Ingest(service, settings)
     service.consume_batches(
         service.input_stream,
         RawReport,
-        Ingest(service, settings),
+        ingest,
         description="Raw reports from sources and outside programs (XADD).",
     )
     app = service.app()
+    app.on_startup(ingest.stories.prepare)
 
     runner = SourceRunner(
         configured_sources(settings), service.redis, settings, inbox.publish, service.dead_letters

@@ -7,9 +7,15 @@ different stories differ by 18 or more).
 Stories are indexed in Redis by three slices of their hash (22, 21 and 21 bits). Two hashes
 within five bits of each other differ by at most one bit in one of the slices (were all three
 two bits apart, the hashes would be six apart), so a lookup reads the three slices and every
-slice one bit away: 66 small Redis hashes, where the candidates are. Slices that wide keep the
-candidates few even though news vocabulary biases the bits of a SimHash (six 11-bit bands,
-the layout before, gave hundreds of candidates per report once 20,000 stories were indexed).
+slice one bit away: 66 small Redis strings, where the candidates are, read with one MGET per
+report. Slices that wide keep the candidates few even though news vocabulary biases the bits
+of a SimHash (six 11-bit bands, the layout before, gave hundreds of candidates per report
+once 20,000 stories were indexed).
+
+Two layouts came before: the same slices kept in hashes (one HGETALL per slice value, which
+cost Redis about 75 us a report) and the six bands. Where either has left keys, lookups also
+read them for one dedup window after the first start of this layout (see
+:meth:`StoryIndex.prepare`).
 
 A batch of reports is looked up with one script call, and each report is also compared with
 the new stories before it in the same batch, so two copies of a story read together still
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +44,7 @@ SLICE_BITS = (22, 21, 21)
 BAND_BITS = (11, 11, 11, 11, 10, 10)
 """The bands of the layout before; looked up (never written) for one dedup window."""
 _WORD = re.compile(r"\w+")
+_GLOB = re.compile(r"[*?\[\]\\]")  # special in a SCAN pattern
 _BITS = 64
 
 
@@ -65,12 +73,25 @@ def simhash(text: str) -> int:
     Numbers weigh three times a word: "two soldiers killed" and "twelve soldiers killed"
     are different news. Bit ``b`` is set when the words whose hash has bit ``b`` set weigh
     more than half of all the words.
+    """
+    return _simhash(_WORD.findall(text.casefold()))
+
+
+def comparable_simhash(text: str) -> int | None:
+    """The text's :func:`simhash`, or None when it has too few words to compare (its words
+    split once for both)."""
+    words = _WORD.findall(text.casefold())
+    return _simhash(words) if len(words) >= MIN_WORDS else None
+
+
+def _simhash(words: Sequence[str]) -> int:
+    """The SimHash of case-folded words.
 
     The 64 per-bit weights are summed as lanes of one integer; adding ``2**31 - 1 - half``
     to every lane then sets a lane's top bit exactly when its weight exceeds half the total.
     """
     lanes = total = 0
-    for word in _WORD.findall(text.casefold()):
+    for word in words:
         word_lanes, weight = _word_lanes(word)
         lanes += word_lanes
         total += weight
@@ -104,38 +125,61 @@ def bands(value: int) -> list[int]:
 
 
 def slice_key(settings: Settings, number: int, part: int) -> str:
-    """The Redis hash of the stories whose slice ``number`` is ``part`` (as the scripts name
-    it: the two must agree)."""
-    return settings.key("story-index", str(number), f"{part:06x}")
+    """The Redis string of the stories whose slice ``number`` is ``part``, "value id;" each
+    (as the scripts name it: the two must agree)."""
+    return settings.key("story-slices", str(number), f"{part:06x}")
 
 
 # The stories indexed under each report's slices, and the slices one bit away from them, as
-# one reply element per report: "value id;value id;...". ARGV: the index's key prefix, how
-# many slices, each slice's width, how many bands of the layout before and its key prefix,
-# then per report its slices and its bands. The script names the keys it reads (66 per
-# report, too many to name from Python cheaply); Flashpoint uses a standalone Redis.
+# one reply element per report: "value id;value id;..." (empty items between ';' are
+# skipped). ARGV: the key prefixes of the slices, of the slice hashes before and of the bands
+# before, the key saying since when this layout is written, the time now, the window, how
+# many slices and each slice's width, how many bands, then per report its slices and its
+# bands. The layouts before are read while the marker is missing (nobody has looked yet) or
+# younger than the window. The script names the keys it reads (66 per report, too many to
+# name from Python cheaply); Flashpoint uses a standalone Redis.
 _CANDIDATES = """
-local index, count = ARGV[1], tonumber(ARGV[2])
+local slices, hashes, bands, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, window, count = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local widths = {}
-for s = 1, count do widths[s] = tonumber(ARGV[2 + s]) end
-local legacy_count, legacy = tonumber(ARGV[3 + count]), ARGV[4 + count]
-local per, out = count + legacy_count, {}
+for s = 1, count do widths[s] = tonumber(ARGV[7 + s]) end
+local band_count = tonumber(ARGV[8 + count])
+local since = tonumber(redis.call('GET', marker))
+local before = since == nil or (since > 0 and now - since < window)
+local per, out = count + band_count, {}
+-- One string.format per key: building keys is most of what a lookup costs.
+local function formats(prefix)
+  local found = {}
+  for s = 1, count do found[s] = prefix:gsub('%%', '%%%%') .. ':' .. (s - 1) .. ':%06x' end
+  return found
+end
+local slice_keys, hash_keys = formats(slices), formats(hashes)
+local function keys_of(i, layout)
+  local keys = {}
+  for s = 1, count do
+    local part, key = tonumber(ARGV[i + s - 1]), layout[s]
+    keys[#keys + 1] = string.format(key, part)
+    for b = 0, widths[s] - 1 do
+      keys[#keys + 1] = string.format(key, bit.bxor(part, bit.lshift(1, b)))
+    end
+  end
+  return keys
+end
 local function gather(found, key)
   local entries = redis.call('HGETALL', key)
   for j = 1, #entries, 2 do found[#found + 1] = entries[j + 1] .. ' ' .. entries[j] end
 end
-for i = 5 + count, #ARGV, per do
+for i = 9 + count, #ARGV, per do
   local found = {}
-  for s = 1, count do
-    local part, prefix = tonumber(ARGV[i + s - 1]), index .. ':' .. (s - 1) .. ':'
-    gather(found, prefix .. string.format('%06x', part))
-    for b = 0, widths[s] - 1 do
-      gather(found, prefix .. string.format('%06x', bit.bxor(part, bit.lshift(1, b))))
-    end
+  for _, stories in ipairs(redis.call('MGET', unpack(keys_of(i, slice_keys)))) do
+    if stories then found[#found + 1] = stories end
   end
-  for band = 1, legacy_count do
-    local part = tonumber(ARGV[i + count + band - 1])
-    gather(found, legacy .. ':' .. (band - 1) .. ':' .. string.format('%04x', part))
+  if before then
+    for _, key in ipairs(keys_of(i, hash_keys)) do gather(found, key) end
+    for band = 1, band_count do
+      local part = tonumber(ARGV[i + count + band - 1])
+      gather(found, bands .. ':' .. (band - 1) .. ':' .. string.format('%04x', part))
+    end
   end
   out[#out + 1] = table.concat(found, ';')
 end
@@ -143,12 +187,17 @@ return out
 """
 
 # Index stories under their slices for the window. ARGV: the window, how many slices, then
-# per story its id and SimHash; KEYS: each story's slice keys in turn.
+# per story its id and SimHash; KEYS: each story's slice keys in turn. A story already in a
+# slice's string (a redelivery) is not added again.
 _INDEX = """
 local window, count, first = ARGV[1], tonumber(ARGV[2]), 0
 for i = 3, #ARGV, 2 do
+  local entry = ARGV[i + 1] .. ' ' .. ARGV[i] .. ';'
   for k = first + 1, first + count do
-    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
+    local stories = redis.call('GET', KEYS[k])
+    if not stories or not string.find(stories, entry, 1, true) then
+      redis.call('APPEND', KEYS[k], entry)
+    end
     redis.call('EXPIRE', KEYS[k], window)
   end
   first = first + count
@@ -172,15 +221,16 @@ class Lookup:
 class StoryIndex:
     """Stories seen in the dedup window, by SimHash slice, with their corroborating sources.
 
-    The index is kept in Redis hashes, one per slice value, of story id to SimHash
-    (decimal). A batch is looked up with one script call that answers one string per report,
-    and indexed with another: redis-py spends more time parsing a reply than Redis takes to
-    answer it, so a pipeline of one command per key would cost far more. Each addition
-    renews its hash's expiry, so a story outlives the window while stories keep landing in
-    the same slice value (as with the bands before; with slices this wide, rarely).
+    The index is kept in Redis strings, one per slice value, of "SimHash id;" entries (the
+    SimHash in decimal). A batch is looked up with one script call that answers one string
+    per report, and indexed with another: redis-py spends more time parsing a reply than
+    Redis takes to answer it, so a pipeline of one command per key would cost far more.
+    Each addition renews its string's expiry, so a story outlives the window while stories
+    keep landing in the same slice value (with slices this wide, rarely).
 
-    Until one dedup window has passed since the upgrade, the lookup also reads the six bands
-    the layout before wrote, so near-duplicates of stories published before it are found.
+    Until one dedup window has passed since this layout was first started on a Redis that
+    held the layouts before, the lookup also reads them (see :meth:`prepare`), so
+    near-duplicates of stories published before the upgrade are found.
     """
 
     def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
@@ -188,6 +238,27 @@ class StoryIndex:
         self.settings = settings
         self._candidates = client.register_script(_CANDIDATES)
         self._index = client.register_script(_INDEX)
+        self._since_key = settings.key("story-slices", "since")
+
+    async def prepare(self) -> None:
+        """Decide, once per Redis, whether lookups must also read the layouts before.
+
+        The first start of this layout looks for keys of the layouts before (a SCAN of the
+        keys under the prefix, once). If there are any, lookups read them too for one dedup
+        window from now, by when they have expired; if not, never. Until this has run,
+        lookups read them.
+        """
+        if await self.client.exists(self._since_key):
+            return
+        before = False
+        for layout in ("story-index", "simhash"):
+            pattern = _GLOB.sub(r"\\\g<0>", self.settings.key(layout)) + ":*"
+            async for _ in self.client.scan_iter(match=pattern, count=1000):
+                before = True
+                break
+            if before:
+                break
+        await self.client.set(self._since_key, repr(time.time()) if before else "0", nx=True)
 
     def slice_keys(self, value: int) -> list[str]:
         """The Redis hashes that index a SimHash, one per slice."""
@@ -202,7 +273,7 @@ class StoryIndex:
         Texts under ``MIN_WORDS`` words have too few words for SimHash to tell stories apart,
         so they are never merged.
         """
-        values = [simhash(r.text) if long_enough(r.text) else None for r in reports]
+        values = [comparable_simhash(r.text) for r in reports]
         indexed = iter(
             await self.nearest(
                 [(r.id, v) for r, v in zip(reports, values, strict=True) if v is not None]
@@ -236,12 +307,16 @@ class StoryIndex:
         (never the report itself), in one script call."""
         if not hashes:
             return []
-        args: list[str | int] = [
+        args: list[str | int | float] = [
+            self.settings.key("story-slices"),
             self.settings.key("story-index"),
+            self.settings.key("simhash"),
+            self._since_key,
+            time.time(),
+            self.settings.dedup_window_s,
             len(SLICE_BITS),
             *SLICE_BITS,
             len(BAND_BITS),
-            self.settings.key("simhash"),
         ]
         for _, value in hashes:
             args.extend(slices(value))
@@ -284,6 +359,8 @@ def _nearest(report_id: str, value: int, candidates: bytes | str) -> str | None:
     if not text:
         return None
     for candidate in text.split(";"):
+        if not candidate:
+            continue
         stored, _, story_id = candidate.partition(" ")
         if (value ^ int(stored)).bit_count() <= MAX_DISTANCE and story_id != report_id:
             return story_id

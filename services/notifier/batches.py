@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from faststream.redis.message import RedisBatchStreamMessage
-from pydantic import ValidationError
 
 from services.notifier.deliver import DeliveryFailed, delivery_error
 from services.notifier.route import Routed
@@ -28,7 +27,6 @@ from shared.streams import (
     describe_error,
     entry_fields,
     entry_id,
-    split_batch,
 )
 
 log = get_logger(__name__)
@@ -78,7 +76,7 @@ class BatchSettler:
         if routed.complete:
             return
         message = self.service.broker.context.get_local("message")
-        entries = await self._entries(message, signals)
+        entries = self._entries(message, signals)
         if entries is None:
             raise routing_error(signals, routed)
         guard = self.service.guard
@@ -113,28 +111,14 @@ class BatchSettler:
         )
         raise routing_error(signals, routed, retry)
 
-    async def _entries(
-        self, message: Any, signals: Sequence[Signal]
-    ) -> list[dict[str, Any]] | None:
-        """The raw entry of each signal, matched as ``consume_batches`` validated them."""
+    def _entries(self, message: Any, signals: Sequence[Signal]) -> list[dict[str, Any]] | None:
+        """The raw entry of each signal of a batch read from this stream, else None."""
         if not isinstance(message, RedisBatchStreamMessage):
             return None
-        raw = message.raw_message
-        bodies = await message.decode()
-        entries = split_batch(raw)
-        if as_text(raw["channel"]) != self.stream or not isinstance(bodies, list):
+        entries = self.service.entries()
+        if as_text(message.raw_message["channel"]) != self.stream or len(entries) != len(signals):
             return None
-        if len(bodies) != len(entries):
-            return None
-        matched: list[dict[str, Any]] = []
-        ids: list[str] = []
-        for entry, body in zip(entries, bodies, strict=True):
-            try:
-                ids.append(Signal.model_validate(body).id)
-            except ValidationError:
-                continue  # dead-lettered by consume_batches already
-            matched.append(entry)
-        return matched if ids == [signal.id for signal in signals] else None
+        return entries
 
     async def _dead_letter(
         self, entry: dict[str, Any], signal: Signal, error: Exception, deliveries: int

@@ -223,13 +223,17 @@ class IncidentBook:
             return []
         keys = [self.due_key]
         args: list[str | int | float] = [repr(now), self.settings.dedup_window_s]
+        dumped: dict[int, str] = {}  # a signal grouped for several subscriptions, once
         for item in items:
             situation = situation_of(item.signal)
             state_key, pending_key = self._keys(item.subscription, situation)
             keys += [state_key, pending_key, self._seen_key(item.subscription, situation)]
+            signal_json = dumped.get(id(item.signal))
+            if signal_json is None:
+                signal_json = dumped[id(item.signal)] = item.signal.model_dump_json()
             args += [
                 item.signal.id,
-                item.signal.model_dump_json(),
+                signal_json,
                 f"{item.subscription}{SEPARATOR}{situation}",
                 item.group_wait_s,
                 item.group_interval_s,
