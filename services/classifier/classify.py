@@ -285,7 +285,7 @@ class _Lead:
     @classmethod
     def of(cls, lowered: str, rules: RuleSet) -> _Lead:
         first_end = _SENTENCE_END.search(lowered)
-        if first_end and first_end.group() == "\n":  # the title: the lead runs on one sentence
+        if first_end and first_end.group() == "\n":  # after a title, the lead takes a sentence more
             first_end = _SENTENCE_END.search(lowered, first_end.end())
         end = first_end.end() if first_end else len(lowered)
         lead_words = _WORD.findall(lowered[:end])
