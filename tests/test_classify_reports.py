@@ -160,6 +160,13 @@ class TestHeadlines:
             ("Militia hands over heavy weapons to federal army under peace deal", "ceasefire"),
             ("Rebels release crew of seized cargo ship", "ceasefire"),
             ("Earthquake strikes near Mandalay, killing more than 1,000", "none"),
+            ("Militants storm police station in Khyber Pakhtunkhwa", "escalation"),
+            ("Armed groups blockade main road to Bangui, cutting off supplies", "escalation"),
+            ("Armed groups lift blockade of Bangui highway after UN talks", "ceasefire"),
+            ("Taliban, US sign deal in Doha on troop withdrawal", "ceasefire"),
+            ("Venezuela, Guyana vow not to use force in Essequibo dispute", "ceasefire"),
+            ("Derby clash ends in stalemate as Celtic, Rangers draw 1-1", "none"),
+            ("Taiwan drills simulate Chinese amphibious invasion", "none"),
         ],
     )
     def test_present_tense_headlines(self, classifier: Classifier, text: str, label: str) -> None:
@@ -263,6 +270,17 @@ class TestWhoSaysWhat:
         assert {e.modality for e in anniversary.evidence} == {"background"}
         assert {e.modality for e in complaint.evidence} == {"reported"}
         assert news.label == "escalation"
+
+    def test_a_headline_and_its_lead_tell_the_news(self, classifier: Classifier) -> None:
+        """A short first sentence is a headline: the sentence after it is still the lead."""
+        signal = classify(
+            classifier,
+            "China masses warships around Taiwan. Beijing deployed dozens of warships and "
+            "fighter jets around the island on Saturday. Analysts called it a warning.",
+        )
+        assert signal.label == "escalation"
+        deployed = next(e for e in signal.evidence if e.phrase.startswith("deployed"))
+        assert deployed.weight == 0.5
 
     def test_the_lead_tells_the_news(self, classifier: Classifier) -> None:
         """Events after the lead weigh less: an air strike in the lead outweighs the truce

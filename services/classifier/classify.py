@@ -38,6 +38,7 @@ _AFTER_PERIOD = re.compile(
     r" of (?:[a-z-]+ )?$"
 )
 _SENTENCE_WINDOW = 150
+_HEADLINE_WORDS = 16  # a first sentence shorter than this is taken for a headline
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
 _SENTENCE_END = re.compile(r"(?:[a-z0-9]{3}|[)\"'\u201d\u2019])[.!?]\s|\n|; ")
 _KINDS: tuple[SignalKind, SignalKind] = ("escalation", "ceasefire")
@@ -120,11 +121,10 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
         if not before.negates(rules):
             kept.append((match, before))
     kept.sort(key=lambda kept_match: kept_match[0].start)
-    lead = _Lead.of(lowered, rules) if kept else _Lead(0, None)
-    return [
-        _evidence(text, lowered, match, before, lead if match.start > lead.end else None, rules)
-        for match, before in kept
-    ]
+    if not kept:
+        return []
+    lead = _Lead.of(lowered, rules)
+    return [_evidence(text, lowered, match, before, lead, rules) for match, before in kept]
 
 
 def lower_case(text: str) -> str:
@@ -243,14 +243,14 @@ def _evidence(
     lowered: str,
     match: _Match,
     before: _Before,
-    lead: _Lead | None,
+    lead: _Lead,
     rules: RuleSet,
 ) -> Evidence:
-    """The evidence a kept match gives; ``lead`` is the lead when the match comes after it."""
+    """The evidence a kept match gives, read with the cues before it and the report's lead."""
     rule = match.rule
     weight: float = rule.weight
     modality: Modality = rule.modality
-    frame = lead.frame if lead else None
+    frame = lead.frame if match.start >= lead.frame_end else None
     if before.is_history(rules) or _past_after(lowered, match) or frame == "background":
         weight, modality = weight * rules.history_factor, "background"
     elif modality == "event" and (
@@ -260,7 +260,7 @@ def _evidence(
     elif modality == "event" and not rules.intent_cues.isdisjoint(before.clause[-6:]):
         weight = weight * rules.intent_factor
         modality = "intent" if rule.kind == "ceasefire" else "threat"
-    elif modality == "event" and lead:
+    elif modality == "event" and match.start >= lead.end:
         weight = weight * rules.body_factor
     return Evidence.model_construct(
         kind=rule.kind,
@@ -275,26 +275,33 @@ def _evidence(
 
 @dataclass(frozen=True)
 class _Lead:
-    """The lead (the title and the first sentence) and the frame it sets for what follows: a
-    report that opens on a trial or an anniversary looks back throughout, one that opens on a
-    complaint reports claims throughout. Events after the lead weigh ``body_factor``."""
+    """Where a report's news is told: the lead, and the frame its opening sets.
+
+    The lead is the first sentence, and the one after it when the first is a title or a short
+    headline; events after it weigh ``body_factor``. A report that opens on a trial or an
+    anniversary looks back throughout, and one that opens on a complaint reports claims
+    throughout: that frame holds for everything after the opening sentence.
+    """
 
     end: int
+    frame_end: int
     frame: Modality | None
 
     @classmethod
     def of(cls, lowered: str, rules: RuleSet) -> _Lead:
-        first_end = _SENTENCE_END.search(lowered)
-        if first_end and first_end.group() == "\n":  # after a title, the lead takes a sentence more
-            first_end = _SENTENCE_END.search(lowered, first_end.end())
-        end = first_end.end() if first_end else len(lowered)
-        lead_words = _WORD.findall(lowered[:end])
+        opening = _SENTENCE_END.search(lowered)
+        if not opening:
+            return cls(len(lowered), len(lowered), None)
+        lead = opening
+        if opening.group() == "\n" or len(lowered[: opening.start()].split()) < _HEADLINE_WORDS:
+            lead = _SENTENCE_END.search(lowered, opening.end()) or opening
+        opening_words = _WORD.findall(lowered[: opening.end()])
         frame: Modality | None = None
-        if not rules.retrospective_cues.isdisjoint(lead_words):
+        if not rules.retrospective_cues.isdisjoint(opening_words):
             frame = "background"
-        elif not rules.attribution_cues.isdisjoint(lead_words):
+        elif not rules.attribution_cues.isdisjoint(opening_words):
             frame = "reported"
-        return cls(end, frame)
+        return cls(lead.end(), opening.end(), frame)
 
 
 @dataclass(frozen=True)
