@@ -167,6 +167,15 @@ class TestHeadlines:
             ("Venezuela, Guyana vow not to use force in Essequibo dispute", "ceasefire"),
             ("Derby clash ends in stalemate as Celtic, Rangers draw 1-1", "none"),
             ("Taiwan drills simulate Chinese amphibious invasion", "none"),
+            (
+                "Thai and Cambodian troops exchange fire near Preah Vihear, two wounded",
+                "escalation",
+            ),
+            ("Cambodia hands back wounded Thai soldier captured during clashes", "ceasefire"),
+            ("Ceasefire shattered as gunfire erupts hours after truce took effect", "escalation"),
+            ("Army seals Chong Chom checkpoint, orders all crossings in Surin shut", "escalation"),
+            ("Chong Chom checkpoint reopens to travellers after weeks of closure", "ceasefire"),
+            ("Japan pledges emergency aid for displaced people on both sides", "none"),
         ],
     )
     def test_present_tense_headlines(self, classifier: Classifier, text: str, label: str) -> None:

@@ -36,6 +36,7 @@ _HISTORY_WINDOW = 6
 _AFTER_PERIOD = re.compile(
     r"\b(?:after|following|since) (?:[a-z0-9,-]+ ){0,3}(?:hours|days|weeks|months|years|decades)"
     r" of (?:[a-z-]+ )?$"
+    r"|\b(?:hours|days|weeks|moments|shortly|soon|just) after (?:the |a |an |it )?$"
 )
 _SENTENCE_WINDOW = 150
 _HEADLINE_WORDS = 16  # a first sentence shorter than this is taken for a headline
@@ -335,7 +336,7 @@ class _Before:
     def is_history(self, rules: RuleSet) -> bool:
         """A history cue or a year just before ("the previous truce", "the 2025 accord"), or
         a retrospective cue earlier in the sentence ("was sentenced for two massacres")."""
-        if not rules.history_cues.isdisjoint(self.words[-_HISTORY_WINDOW:]):
+        if not rules.history_cues.isdisjoint(self.clause[-_HISTORY_WINDOW:]):
             return True
         if not rules.retrospective_cues.isdisjoint(self.words):
             return True
