@@ -28,20 +28,25 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
 _DATE = rf"(?:in|of) (?:the )?(?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
-_DATED_AFTER = re.compile(rf"\s+{_DATE}")
+_DATED_AFTER = re.compile(rf"\s+(?:of [a-z'-]+ )?{_DATE}")
 _ACCORD_DATED_AFTER = re.compile(rf"\s+(?:signed |agreed |reached )?{_DATE}")
 _AGO_AFTER = re.compile(r",?\s+(?:[a-z]+\s+){1,2}ago\b")
 _HISTORY_WINDOW = 6
 # "after three weeks of fighting", "following months of clashes": the cause, not the news
 _AFTER_PERIOD = re.compile(
     r"\b(?:after|following|since) (?:[a-z0-9,-]+ ){0,3}(?:hours|days|weeks|months|years|decades)"
-    r" of (?:[a-z-]+ )?$"
+    r" of (?:[a-z-]+ ){0,4}$"
     r"|\b(?:hours|days|weeks|moments|shortly|soon|just) after (?:the |a |an |it )?$"
+    r"|\b(?:months|years|decades) after (?:the |a |an )?(?:[a-z-]+ ){0,2}$"
+    r"|\b(?:years|decades) since\b"
 )
 _SENTENCE_WINDOW = 150
 _HEADLINE_WORDS = 16  # a first sentence shorter than this is taken for a headline
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
-_SENTENCE_END = re.compile(r"(?:[a-z0-9]{3}|[)\"'\u201d\u2019])[.!?]\s|\n|; ")
+_SENTENCE_END = re.compile(
+    r"(?:[a-z0-9]{3}|\b(?!(?:mr|dr|st|no|jr|sr|lt|co|vs|mt|ft)\.)[a-z]{2}|[)\"'\u201d\u2019])"
+    r"[.!?]\s|\n|; "
+)
 _KINDS: tuple[SignalKind, SignalKind] = ("escalation", "ceasefire")
 _MODALITY_RANK: dict[Modality, int] = {
     "event": 4,
