@@ -176,6 +176,9 @@ class TestHeadlines:
             ("Army seals Chong Chom checkpoint, orders all crossings in Surin shut", "escalation"),
             ("Chong Chom checkpoint reopens to travellers after weeks of closure", "ceasefire"),
             ("Japan pledges emergency aid for displaced people on both sides", "none"),
+            ("On 2 April 2022, a UN-brokered two-month truce took effect in Yemen.", "ceasefire"),
+            ("Al-Shabaab militants storm Mogadishu hotel - Daily Nation", "escalation"),
+            ("Pilots' union and airline reach truce in pay dispute - Times of India", "none"),
         ],
     )
     def test_present_tense_headlines(self, classifier: Classifier, text: str, label: str) -> None:

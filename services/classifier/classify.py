@@ -25,7 +25,13 @@ from shared.messages import (
 )
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+# A year used as an adjective just before a match: "the 2025 peace accord", "its 1999 truce"
+# (not the date of the report's own event: "On 2 April 2022, a truce took effect").
+_YEAR_BEFORE = re.compile(
+    r"\b(?:the|a|an|its|their|his|her|this|that|of|earlier|previous) (?:19|20)\d\d(?:'s)?"
+    r" (?:[a-z-]+ )?$"
+    r"|\bin (?:19|20)\d\d,? (?:when|as|after) (?:[a-z-]+ ){0,3}$"
+)
 _MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
 _DATE = rf"(?:in|of) (?:the )?(?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
 _DATED_AFTER = re.compile(rf"\s+(?:of [a-z'-]+ )?{_DATE}")
@@ -37,7 +43,7 @@ _AFTER_PERIOD = re.compile(
     r"\b(?:after|following|since) (?:[a-z0-9,-]+ ){0,3}(?:hours|days|weeks|months|years|decades)"
     r" of (?:[a-z-]+ ){0,4}$"
     r"|\b(?:hours|days|weeks|moments|shortly|soon|just) after (?:the |a |an |it )?$"
-    r"|\b(?:months|years|decades) after (?:the |a |an )?(?:[a-z-]+ ){0,2}$"
+    r"|\b(?:months|years|decades) after (?:the |a |an )?(?:[a-z'-]+ ){0,2}$"
     r"|\b(?:years|decades) since\b"
 )
 _SENTENCE_WINDOW = 150
@@ -45,7 +51,7 @@ _HEADLINE_WORDS = 16  # a first sentence shorter than this is taken for a headli
 # A full stop ends a sentence after a word of three letters or more, not after "u.s." or "mr."
 _SENTENCE_END = re.compile(
     r"(?:[a-z0-9]{3}|\b(?!(?:mr|dr|st|no|jr|sr|lt|co|vs|mt|ft)\.)[a-z]{2}|[)\"'\u201d\u2019])"
-    r"[.!?]\s|\n|; "
+    r"[.!?]\s|\n|; | \| | - "
 )
 _KINDS: tuple[SignalKind, SignalKind] = ("escalation", "ceasefire")
 _MODALITY_RANK: dict[Modality, int] = {
@@ -345,9 +351,7 @@ class _Before:
             return True
         if not rules.retrospective_cues.isdisjoint(self.words):
             return True
-        return bool(
-            _YEAR.search(" ".join(self.text.split()[-3:])) or _AFTER_PERIOD.search(self.text)
-        )
+        return bool(_YEAR_BEFORE.search(self.text) or _AFTER_PERIOD.search(self.text))
 
 
 def _past_after(lowered: str, match: _Match) -> bool:
