@@ -179,6 +179,12 @@ class TestHeadlines:
             ("On 2 April 2022, a UN-brokered two-month truce took effect in Yemen.", "ceasefire"),
             ("Al-Shabaab militants storm Mogadishu hotel - Daily Nation", "escalation"),
             ("Pilots' union and airline reach truce in pay dispute - Times of India", "none"),
+            (
+                "Three soldiers embraced martyrdom as troops neutralised five terrorists",
+                "escalation",
+            ),
+            ("Rangers and border guards hold flag meeting, agree to restore calm", "ceasefire"),
+            ("The UN rejected a call for its peacekeeping forces to be deployed", "none"),
         ],
     )
     def test_present_tense_headlines(self, classifier: Classifier, text: str, label: str) -> None:
