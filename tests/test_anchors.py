@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.classifier.anchors import anchors, words
+from services.classifier.anchors import anchors, leading_anchors, words
 from services.classifier.classify import find_evidence
 from services.classifier.rules import RuleSet, builtin_rule_set
 from services.supervisor import demo_feed
@@ -42,6 +42,23 @@ class TestAnchors:
     def test_patterns_without_anchors_always_run(self, pattern: str) -> None:
         """A pattern with no readable anchor of two letters or more gets None."""
         assert anchors(pattern) is None
+
+    @pytest.mark.parametrize(
+        ("pattern", "expected"),
+        [
+            ("(heavy |fierce )?fighting", {"heavy", "fierce", "fighting"}),
+            ("(violat\\w*|breach\\w*) (of )?(the )?(ceasefire|truce)", {"violat", "breach"}),
+            ("(troops|forces) ([\\w'-]+ ){0,3}withdrew", {"troops", "forces"}),
+        ],
+    )
+    def test_leading_anchors(self, pattern: str, expected: set[str]) -> None:
+        """The word beginnings every match starts with: where the pattern need only be tried."""
+        assert leading_anchors(pattern) == frozenset(expected)
+
+    @pytest.mark.parametrize("pattern", ["[\\w'-]+ fire", "(the |a )?ceasefire", "\\w+ed"])
+    def test_no_leading_anchors_when_a_match_may_start_anywhere(self, pattern: str) -> None:
+        """Patterns that may start with any word, or a one-letter one, must be searched for."""
+        assert leading_anchors(pattern) is None
 
     def test_words_are_lower_case_tokens(self) -> None:
         """Text is split into lower-case letter and digit runs."""

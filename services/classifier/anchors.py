@@ -41,6 +41,15 @@ def anchors(pattern: str) -> frozenset[str] | None:
     return best
 
 
+def leading_anchors(pattern: str) -> frozenset[str] | None:
+    """Lower-case word beginnings one of which every match of ``pattern`` starts with.
+
+    ``None`` when no such set can be read: the pattern must then be searched for, not just
+    tried where its anchor words begin.
+    """
+    return _prefixes(list(sre_parse.parse(lower_literals(pattern))))
+
+
 def _mandatory(item: Item) -> bool:
     op, av = item
     if op in _REPEATS:
@@ -118,6 +127,11 @@ def _beginnings(sequence: list[Item]) -> set[str] | None:
 def words(text: str) -> list[str]:
     """The lower-case words of ``text``, as anchors are looked up."""
     return _WORDS.findall(text.lower())
+
+
+def tokens_of(lowered: str) -> list[tuple[int, str]]:
+    """The words of lower-cased ``lowered`` with the offset each begins at."""
+    return [(match.start(), match.group()) for match in _WORDS.finditer(lowered)]
 
 
 _WORDS = re.compile(r"[a-z0-9]+")

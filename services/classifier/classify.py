@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.classifier.anchors import words
+from services.classifier.anchors import tokens_of
 from services.classifier.figures import read_figures
 from services.classifier.gazetteer import Found, Gazetteer
-from services.classifier.rules import Rule, RuleSet, word_matches
+from services.classifier.rules import Rule, RuleSet
 from shared.messages import (
     Evidence,
     Figures,
@@ -107,19 +107,15 @@ def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evi
     result must be the same (tests check it), only slower.
     """
     lowered = lower_case(text)
-    vocabulary = set(words(lowered))
+    tokens = tokens_of(lowered)
+    vocabulary = {word for _, word in tokens}
     if rules.figurative:
         erased = rules.erase_figurative(lowered, vocabulary, prefilter)
         if erased is not lowered:
-            lowered, vocabulary = erased, set(words(erased))
-    candidates = rules.candidates(vocabulary) if prefilter else rules.every_pattern()
-    if not candidates:
-        return []
-    matches = [
-        _Match(rule, match.start(), match.end())
-        for rule, pattern in candidates
-        for match in word_matches(pattern, lowered)
-    ]
+            lowered, tokens = erased, tokens_of(erased)
+            vocabulary = {word for _, word in tokens}
+    found = rules.matches(lowered, tokens) if prefilter else rules.every_match(lowered)
+    matches = [_Match(rule, start, end) for rule, start, end in found]
     if any(m.rule.needs_context for m in matches) and not rules.in_context(
         lowered, vocabulary, prefilter
     ):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.classifier.anchors import anchors, lower_literals
+from services.classifier.anchors import anchors, leading_anchors, lower_literals
 from shared.messages import Score, Severity, SignalKind
 
 T = TypeVar("T")
@@ -36,6 +36,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
     except re.error as error:
         msg = f"pattern {pattern!r} is not a valid regular expression: {error}"
         raise ValueError(msg) from error
+
+
+RuleMatch = tuple["Rule", int, int]
+"""A rule, and the start and end of a phrase it matched."""
 
 
 def word_matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
@@ -151,16 +155,37 @@ class RuleSet(BaseModel):
             seen.add(rule.id)
         return self
 
-    def candidates(self, words: Collection[str]) -> list[tuple[Rule, re.Pattern[str]]]:
-        """The (rule, pattern) pairs worth running on a text made of the lower-case ``words``.
+    def matches(self, lowered: str, tokens: Sequence[tuple[int, str]]) -> list[RuleMatch]:
+        """Every rule match in the lower-cased text whose words (and their offsets) are
+        ``tokens``, as :func:`word_matches` finds them, without running every pattern.
 
-        A pattern runs only when the text has a word beginning with one of its anchors.
+        A pattern runs only when the text has a word beginning with one of its anchors; one
+        whose every match starts with an anchor word is only tried where such words begin.
         """
-        return self._rule_index.candidates(words)
+        index = self._rule_index
+        starts = index.starts(tokens)
+        found: list[RuleMatch] = []
+        for number in sorted(index.always.union(starts)):
+            rule, pattern = index.items[number]
+            if number in self._leading:
+                end = 0
+                for start in starts[number]:
+                    if start < end or _inside_word(lowered, start):
+                        continue
+                    if match := pattern.match(lowered, start):
+                        found.append((rule, start, match.end()))
+                        end = match.end()
+            else:
+                found.extend((rule, *match.span()) for match in word_matches(pattern, lowered))
+        return found
 
-    def every_pattern(self) -> list[tuple[Rule, re.Pattern[str]]]:
-        """Every (rule, pattern) pair, as :meth:`candidates` would give with no prefilter."""
-        return self._rule_index.candidates((), prefilter=False)
+    def every_match(self, lowered: str) -> list[RuleMatch]:
+        """What :meth:`matches` finds, found by searching with every pattern (for tests)."""
+        return [
+            (rule, *match.span())
+            for rule, pattern in self._rule_index.items
+            for match in word_matches(pattern, lowered)
+        ]
 
     def in_context(self, lowered: str, words: Collection[str], prefilter: bool = True) -> bool:
         """Whether the lower-cased text names something military (true without context cues)."""
@@ -173,10 +198,23 @@ class RuleSet(BaseModel):
 
     @cached_property
     def _rule_index(self) -> _AnchorIndex[tuple[Rule, re.Pattern[str]]]:
+        leading = self._leading_anchors
         return _AnchorIndex(
             [(rule, pattern) for rule in self.rules for pattern in rule.compiled],
-            [anchors(p) for rule in self.rules for p in rule.patterns],
+            [
+                leading[number] or anchors(p)
+                for number, p in enumerate(p for rule in self.rules for p in rule.patterns)
+            ],
         )
+
+    @cached_property
+    def _leading_anchors(self) -> list[frozenset[str] | None]:
+        return [leading_anchors(p) for rule in self.rules for p in rule.patterns]
+
+    @cached_property
+    def _leading(self) -> frozenset[int]:
+        """The patterns every match of which starts with one of their anchor words."""
+        return frozenset(i for i, found in enumerate(self._leading_anchors) if found)
 
     def erase_figurative(self, lowered: str, words: Collection[str], prefilter: bool = True) -> str:
         """The lower-cased text with its figurative phrases blanked out, offsets kept (the same
@@ -252,6 +290,14 @@ class _AnchorIndex(Generic[T]):
             found = [self.hits(word) for word in words]
         hits = self.always.union(*found)  # type: ignore[arg-type]
         return [self.items[i] for i in sorted(hits)]
+
+    def starts(self, tokens: Sequence[tuple[int, str]]) -> dict[int, list[int]]:
+        """For each item some token is an anchor of, the offsets of those tokens, in order."""
+        found: dict[int, list[int]] = {}
+        for start, word in tokens:
+            for number in self.hits(word):
+                found.setdefault(number, []).append(start)
+        return found
 
     def hits(self, word: str) -> frozenset[int]:
         """Items ``word`` is an anchor of (memoised: news reuses its words)."""
