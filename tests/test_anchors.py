@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.classifier.anchors import anchors, leading_anchors, words
+from services.classifier.anchors import anchors, leading_anchors, tokens_of
 from services.classifier.classify import find_evidence
 from services.classifier.rules import RuleSet, builtin_rule_set
 from services.supervisor import demo_feed
@@ -60,15 +60,15 @@ class TestAnchors:
         """Patterns that may start with any word, or a one-letter one, must be searched for."""
         assert leading_anchors(pattern) is None
 
-    def test_words_are_lower_case_tokens(self) -> None:
-        """Text is split into lower-case letter and digit runs."""
-        assert words("Cease-fire in Sa Kaeo, 2026!") == [
-            "cease",
-            "fire",
-            "in",
-            "sa",
-            "kaeo",
-            "2026",
+    def test_tokens_are_letter_and_digit_runs_with_offsets(self) -> None:
+        """Lower-cased text is split into letter and digit runs, each with its offset."""
+        assert tokens_of("cease-fire in sa kaeo, 2026!") == [
+            (0, "cease"),
+            (6, "fire"),
+            (11, "in"),
+            (14, "sa"),
+            (17, "kaeo"),
+            (23, "2026"),
         ]
 
 

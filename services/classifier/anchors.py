@@ -124,11 +124,6 @@ def _beginnings(sequence: list[Item]) -> set[str] | None:
     return None
 
 
-def words(text: str) -> list[str]:
-    """The lower-case words of ``text``, as anchors are looked up."""
-    return _WORDS.findall(text.lower())
-
-
 def tokens_of(lowered: str) -> list[tuple[int, str]]:
     """The words of lower-cased ``lowered`` with the offset each begins at."""
     return [(match.start(), match.group()) for match in _WORDS.finditer(lowered)]
