@@ -37,7 +37,8 @@ _DATE = rf"(?:in|of) (?:the )?(?:{_MONTH} )?(?:\d{{1,2}},? )?(?:19|20)\d\d\b"
 _DATED_AFTER = re.compile(rf"\s+(?:of [a-z'-]+ )?{_DATE}")
 _ACCORD_DATED_AFTER = re.compile(rf"\s+(?:signed |agreed |reached )?{_DATE}")
 _AGO_AFTER = re.compile(r",?\s+(?:[a-z]+\s+){1,2}ago\b")
-_HISTORY_WINDOW = 6
+_HISTORY_WINDOW = 6  # words of the clause before a match a history cue may stand in
+_INTENT_WINDOW = 6  # the same for an intent cue
 # "after three weeks of fighting", "following months of clashes": the cause, not the news
 _AFTER_PERIOD = re.compile(
     r"\b(?:after|following|since) (?:[a-z0-9,-]+ ){0,3}(?:hours|days|weeks|months|years|decades)"
@@ -265,7 +266,7 @@ def _evidence(
         frame == "reported" or not rules.attribution_cues.isdisjoint(before.words)
     ):
         weight, modality = weight * rules.attribution_factor, "reported"
-    elif modality == "event" and not rules.intent_cues.isdisjoint(before.clause[-6:]):
+    elif modality == "event" and not rules.intent_cues.isdisjoint(before.clause[-_INTENT_WINDOW:]):
         weight = weight * rules.intent_factor
         modality = "intent" if rule.kind == "ceasefire" else "threat"
     elif modality == "event" and match.start >= lead.end:

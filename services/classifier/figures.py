@@ -105,6 +105,7 @@ _AFTER = re.compile(rf"\s+(?:{_QUALIFIER})?(?P<n>{_NUMBER})\b", re.I)
 _BEFORE = re.compile(rf"(?P<n>{_NUMBER})\s+{_WHO}\s+(?:\w+\s+){{0,3}}$", re.I)
 _TOLL = re.compile(rf"\bdeath toll\s+(?:\w+\s+){{0,3}}?(?:{_QUALIFIER})?(?P<n>{_NUMBER})\b", re.I)
 _WINDOW = 80
+_WORD = re.compile(r"\w+")
 
 
 def parse_number(text: str) -> int | None:
@@ -144,7 +145,7 @@ def _number_before(text: str, end: int) -> re.Match[str] | None:
     """The count of people just before a verb: "two soldiers were wounded"."""
     start = max(0, end - _WINDOW)
     # The regex below is slow to fail; the noun it needs must be among the last four words.
-    if _WHO_NOUNS.isdisjoint(re.findall(r"\w+", text[start:end].lower())[-4:]):
+    if _WHO_NOUNS.isdisjoint(_WORD.findall(text[start:end].lower())[-4:]):
         return None
     return _BEFORE.search(text, start, end)
 
