@@ -26,6 +26,8 @@ async def test_classifier_recreates_its_group_and_keeps_working(
         first = make_report(id="r-before", title="", text="Artillery shelled the border.")
         await redis.xadd(settings.reports_stream, {"__data__": first.model_dump_json()})
         await wait_for(lambda: stream_entries(redis, settings.signals_stream), within=30)
+        # Both of its subscribers must be running, or the one still starting recreates the group.
+        await wait_for(lambda: "started successfully" in log.read_text(), within=30)
 
         await redis.delete(settings.reports_stream)  # as if Redis restarted without its data
         await wait_for(lambda: "consumer group lost" in log.read_text(), within=30)
