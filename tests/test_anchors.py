@@ -1,4 +1,4 @@
-"""Anchor words: the prefilter that decides which patterns run on a text."""
+"""Anchor words and the Hyperscan screen: the prefilters that decide which patterns run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from services.classifier.anchors import anchors, leading_anchors, tokens_of
 from services.classifier.classify import find_evidence
-from services.classifier.rules import RuleSet, builtin_rule_set
+from services.classifier.rules import RuleSet, Screening, builtin_rule_set
 from services.supervisor import demo_feed
 
 CORPUS = Path(__file__).parent / "data" / "classifier_corpus.tsv"
@@ -87,9 +87,10 @@ def rules() -> RuleSet:
     return builtin_rule_set()
 
 
-def test_prefilter_never_misses_a_match(rules: RuleSet) -> None:
-    """On the corpus and the demo feed, evidence with the prefilter equals evidence without."""
+@pytest.mark.parametrize("screening", ["anchors", "best"])
+def test_screening_never_misses_a_match(rules: RuleSet, screening: Screening) -> None:
+    """On the corpus and the demo feed, evidence with either screen equals evidence without."""
     texts = corpus_texts()
     assert len(texts) > 500
     for text in texts:
-        assert find_evidence(text, rules) == find_evidence(text, rules, prefilter=False), text
+        assert find_evidence(text, rules, screening) == find_evidence(text, rules, "none"), text

@@ -7,10 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.classifier.anchors import tokens_of
 from services.classifier.figures import read_figures
 from services.classifier.gazetteer import Found, Gazetteer
-from services.classifier.rules import Rule, RuleSet
+from services.classifier.rules import Rule, RuleSet, Screening
 from shared.messages import (
     Evidence,
     Figures,
@@ -101,26 +100,14 @@ def report_text(report: Report) -> str:
     return f"{report.title}\n{report.text}" if report.title else report.text
 
 
-def find_evidence(text: str, rules: RuleSet, prefilter: bool = True) -> list[Evidence]:
+def find_evidence(text: str, rules: RuleSet, screening: Screening = "best") -> list[Evidence]:
     """Every phrase that counts, longest first where matches overlap, negated ones dropped.
 
-    ``prefilter=False`` runs every pattern instead of those whose anchors the text has; the
-    result must be the same (tests check it), only slower.
+    ``screening`` chooses which patterns run (:data:`~services.classifier.rules.Screening`);
+    the result is the same whichever does.
     """
-    lowered = lower_case(text)
-    tokens = tokens_of(lowered)
-    vocabulary = {word for _, word in tokens}
-    if rules.figurative:
-        erased = rules.erase_figurative(lowered, vocabulary, prefilter)
-        if erased is not lowered:
-            lowered, tokens = erased, tokens_of(erased)
-            vocabulary = {word for _, word in tokens}
-    found = rules.matches(lowered, tokens) if prefilter else rules.every_match(lowered)
+    lowered, found = rules.find(lower_case(text), screening)
     matches = [_Match(rule, start, end) for rule, start, end in found]
-    if any(m.rule.needs_context for m in matches) and not rules.in_context(
-        lowered, vocabulary, prefilter
-    ):
-        matches = [m for m in matches if not m.rule.needs_context]
     matches.sort(key=lambda m: (m.start - m.end, -m.rule.weight, m.start))
     kept: list[tuple[_Match, _Before]] = []
     for match in matches:

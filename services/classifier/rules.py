@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import cached_property
 from importlib import resources
 from importlib.metadata import entry_points
@@ -14,7 +14,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.classifier.anchors import anchors, leading_anchors, lower_literals
+from services.classifier.anchors import anchors, leading_anchors, lower_literals, tokens_of
+from services.classifier.screen import Screen, screen_of
 from shared.messages import Score, Severity, SignalKind
 
 T = TypeVar("T")
@@ -40,6 +41,11 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 RuleMatch = tuple["Rule", int, int]
 """A rule, and the start and end of a phrase it matched."""
+
+Screening = Literal["best", "anchors", "none"]
+"""Which patterns run on a text: ``best`` those Hyperscan's one-pass screen reports (where it
+is installed and the text is ASCII) or else those whose anchor words the text has; ``anchors``
+always the latter; ``none`` every pattern."""
 
 
 def word_matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
@@ -155,12 +161,76 @@ class RuleSet(BaseModel):
             seen.add(rule.id)
         return self
 
-    def matches(self, lowered: str, tokens: Sequence[tuple[int, str]]) -> list[RuleMatch]:
-        """Every rule match in the lower-cased text whose words (and their offsets) are
-        ``tokens``, as :func:`word_matches` finds them, without running every pattern.
+    def find(self, lowered: str, screening: Screening = "best") -> tuple[str, list[RuleMatch]]:
+        """Every rule match in the lower-cased text, as :func:`word_matches` finds them, and
+        the text they were found in: ``lowered`` with its figurative phrases erased.
 
-        A pattern runs only when the text has a word beginning with one of its anchors; one
-        whose every match starts with an anchor word is only tried where such words begin.
+        Rules that need military context are dropped when the text names nothing military.
+        Only the patterns a screen lets through run (see :data:`Screening`); whichever runs,
+        the result is the same (tests check it), only slower or faster.
+        """
+        screen = self._screen if screening == "best" else None
+        prefilter = screening != "none"
+        screened = screen(lowered) if screen else None
+        if screen and screened is not None:
+            return self._find_screened(lowered, screen, screened)
+        tokens = tokens_of(lowered) if prefilter else []
+        words = {word for _, word in tokens}
+        if self.figurative:
+            erased = self._erase(lowered, self._figurative_index.candidates(words, prefilter))
+            if erased is not lowered:
+                lowered = erased
+                tokens = tokens_of(lowered) if prefilter else []
+                words = {word for _, word in tokens}
+        found = self._anchored_matches(lowered, tokens) if prefilter else self._every_match(lowered)
+        if any(rule.needs_context for rule, _, _ in found) and not self._names_context(
+            lowered, self._context_index.candidates(words, prefilter)
+        ):
+            found = [match for match in found if not match[0].needs_context]
+        return lowered, found
+
+    def _find_screened(
+        self, lowered: str, screen: Screen, screened: set[int]
+    ) -> tuple[str, list[RuleMatch]]:
+        """:meth:`find` running the patterns Hyperscan let through."""
+        figurative, context, rules = self._split(screened)
+        if figurative:
+            erased = self._erase(lowered, figurative)
+            if erased is not lowered:
+                lowered = erased
+                _, context, rules = self._split(screen(erased) or set())
+        found = [
+            (rule, *match.span())
+            for rule, pattern in rules
+            for match in word_matches(pattern, lowered)
+        ]
+        if any(rule.needs_context for rule, _, _ in found) and not self._names_context(
+            lowered, context
+        ):
+            found = [match for match in found if not match[0].needs_context]
+        return lowered, found
+
+    def _split(
+        self, screened: set[int]
+    ) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]], list[tuple[Rule, re.Pattern[str]]]]:
+        """The figurative, context and rule patterns the screen's numbers stand for (it numbers
+        them in that order)."""
+        figurative, context = len(self.figurative), len(self.figurative) + len(self.context)
+        numbers = sorted(screened)
+        return (
+            [self._figurative_index.items[n] for n in numbers if n < figurative],
+            [
+                self._context_index.items[n - figurative]
+                for n in numbers
+                if figurative <= n < context
+            ],
+            [self._rule_index.items[n - context] for n in numbers if n >= context],
+        )
+
+    def _anchored_matches(self, lowered: str, tokens: Sequence[tuple[int, str]]) -> list[RuleMatch]:
+        """The rule matches, running a pattern only when the text has a word beginning with
+        one of its anchors; one whose every match starts with an anchor word is only tried
+        where such words begin.
         """
         index = self._rule_index
         starts = index.starts(tokens)
@@ -179,21 +249,32 @@ class RuleSet(BaseModel):
                 found.extend((rule, *match.span()) for match in word_matches(pattern, lowered))
         return found
 
-    def every_match(self, lowered: str) -> list[RuleMatch]:
-        """What :meth:`matches` finds, found by searching with every pattern (for tests)."""
+    def _every_match(self, lowered: str) -> list[RuleMatch]:
         return [
             (rule, *match.span())
             for rule, pattern in self._rule_index.items
             for match in word_matches(pattern, lowered)
         ]
 
-    def in_context(self, lowered: str, words: Collection[str], prefilter: bool = True) -> bool:
-        """Whether the lower-cased text names something military (true without context cues)."""
-        if not self.context:
-            return True
-        return any(
-            word_matches(pattern, lowered)
-            for pattern in self._context_index.candidates(words, prefilter)
+    @staticmethod
+    def _names_context(lowered: str, patterns: Iterable[re.Pattern[str]]) -> bool:
+        return any(word_matches(pattern, lowered) for pattern in patterns)
+
+    @staticmethod
+    def _erase(lowered: str, patterns: Iterable[re.Pattern[str]]) -> str:
+        """``lowered`` with what ``patterns`` match blanked out, offsets kept (the same string
+        when nothing matched)."""
+        for pattern in patterns:
+            for match in word_matches(pattern, lowered):
+                start, end = match.span()
+                lowered = lowered[:start] + " " * (end - start) + lowered[end:]
+        return lowered
+
+    @cached_property
+    def _screen(self) -> Screen | None:
+        """Hyperscan's screen over the figurative, context and rule patterns, if installed."""
+        return screen_of(
+            (*self.figurative, *self.context, *(p for rule in self.rules for p in rule.patterns))
         )
 
     @cached_property
@@ -216,15 +297,6 @@ class RuleSet(BaseModel):
         """The patterns every match of which starts with one of their anchor words."""
         return frozenset(i for i, found in enumerate(self._leading_anchors) if found)
 
-    def erase_figurative(self, lowered: str, words: Collection[str], prefilter: bool = True) -> str:
-        """The lower-cased text with its figurative phrases blanked out, offsets kept (the same
-        string when there are none)."""
-        for pattern in self._figurative_index.candidates(words, prefilter):
-            for match in word_matches(pattern, lowered):
-                start, end = match.span()
-                lowered = lowered[:start] + " " * (end - start) + lowered[end:]
-        return lowered
-
     @cached_property
     def _context_index(self) -> _AnchorIndex[re.Pattern[str]]:
         return _pattern_index(self.context)
@@ -234,8 +306,8 @@ class RuleSet(BaseModel):
         return _pattern_index(self.figurative)
 
     def warm_up(self) -> None:
-        """Build the anchor indexes now rather than on the first report."""
-        _ = self._rule_index, self._context_index, self._figurative_index
+        """Build the indexes and compile the screen now rather than on the first report."""
+        _ = self._rule_index, self._context_index, self._figurative_index, self._screen
 
     @field_validator(
         "negation_cues",
