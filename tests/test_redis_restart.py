@@ -88,9 +88,7 @@ async def test_a_service_started_before_redis_waits_for_it(
     log = tmp_path / "classifier.log"
     service = start_service("classifier", service_env(settings, log_level="INFO"), log)
     try:
-        await wait_for(
-            lambda: "Redis unreachable; starting again" in log.read_text(), within=30
-        )
+        await wait_for(lambda: "Redis unreachable; starting again" in log.read_text(), within=30)
         await asyncio.sleep(1)
         assert service.poll() is None, "the service gave up while Redis was down"
         server.start()
