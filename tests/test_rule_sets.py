@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from services.classifier import rules as rules_module
 from services.classifier.app import build as build_classifier
-from services.classifier.rules import RuleSet, RuleSetError, load_rule_sets
+from services.classifier.classify import find_evidence
+from services.classifier.rules import RuleSet, RuleSetError, Screening, load_rule_sets
 from shared.settings import Settings
 from tests.conftest import running, stream_entries, wait_for
 from tests.factories import make_report
@@ -114,3 +115,46 @@ class TestClassifying:
         assert signal["classifier"] == "builtin@3+drills@3"
         assert any(e["rule"] == "escalation.live_fire_drill" for e in signal["evidence"])
         assert signal["severity"] == 2
+
+
+def context_rules(context: list[str], figurative: list[str] | None = None) -> RuleSet:
+    """A rule that needs military context, with the given context and figurative patterns."""
+    return RuleSet.model_validate(
+        {
+            "name": "context",
+            "version": 1,
+            "context": context,
+            "figurative": figurative or [],
+            "rules": [
+                {
+                    "id": "escalation.offensive",
+                    "kind": "escalation",
+                    "weight": 0.9,
+                    "severity": 2,
+                    "needs_context": True,
+                    "patterns": ["offensive"],
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("screening", ["best", "anchors", "none"])
+class TestContextAndFigurative:
+    """Context and figurative patterns work alike whichever screen picks the patterns."""
+
+    def test_a_rule_needing_context_counts_when_the_set_has_no_context_patterns(
+        self, screening: Screening
+    ) -> None:
+        evidence = find_evidence("A new offensive began.", context_rules([]), screening)
+        assert [e.rule for e in evidence] == ["escalation.offensive"]
+
+    def test_a_rule_needing_context_counts_only_in_context(self, screening: Screening) -> None:
+        rules = context_rules(["troops?", "army"])
+        assert find_evidence("The army began an offensive.", rules, screening)
+        assert not find_evidence("The marketing offensive began.", rules, screening)
+
+    def test_figurative_phrases_are_erased_first(self, screening: Screening) -> None:
+        rules = context_rules([], figurative=["charm offensive"])
+        assert not find_evidence("A charm offensive began.", rules, screening)
+        assert find_evidence("A charm offensive, then an offensive.", rules, screening)

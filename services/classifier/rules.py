@@ -256,9 +256,9 @@ class RuleSet(BaseModel):
             for match in word_matches(pattern, lowered)
         ]
 
-    @staticmethod
-    def _names_context(lowered: str, patterns: Iterable[re.Pattern[str]]) -> bool:
-        return any(word_matches(pattern, lowered) for pattern in patterns)
+    def _names_context(self, lowered: str, patterns: Iterable[re.Pattern[str]]) -> bool:
+        """Whether one of ``patterns`` (of the context ones) matches; true without any."""
+        return not self.context or any(word_matches(pattern, lowered) for pattern in patterns)
 
     @staticmethod
     def _erase(lowered: str, patterns: Iterable[re.Pattern[str]]) -> str:
