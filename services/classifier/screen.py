@@ -35,11 +35,7 @@ _CATEGORIES = {
     # re's \s on a str also matches the ASCII separators \x1c-\x1f
     _C.CATEGORY_SPACE: r"\t\n\x0b\x0c\r\x1c-\x1f ",
 }
-_NEGATED = {
-    _C.CATEGORY_NOT_DIGIT: _C.CATEGORY_DIGIT,
-    _C.CATEGORY_NOT_WORD: _C.CATEGORY_WORD,
-    _C.CATEGORY_NOT_SPACE: _C.CATEGORY_SPACE,
-}
+_NEGATED_CATEGORIES = (_C.CATEGORY_NOT_DIGIT, _C.CATEGORY_NOT_WORD, _C.CATEGORY_NOT_SPACE)
 _NOTHING = r"\xff"  # a byte no ASCII text holds: what a non-ASCII character becomes
 _CASE_FLAGS = sre_constants.SRE_FLAG_IGNORECASE | sre_constants.SRE_FLAG_LOCALE
 _IGNORED = (_C.AT, _C.ASSERT, _C.ASSERT_NOT)  # dropped: the loosened pattern matches more
@@ -172,7 +168,7 @@ def _class(items: list[Item]) -> str:
                 parts.append(f"{_literal(low)}-{_literal(min(high, 127))}")
         elif op is _C.CATEGORY and av in _CATEGORIES:
             parts.append(_CATEGORIES[av])
-        elif op is _C.CATEGORY and av in _NEGATED:
+        elif op is _C.CATEGORY and av in _NEGATED_CATEGORIES:
             if negate:
                 raise Untranslatable("a negated category in a negated class")
             parts.append("\\x00-\\x7f")  # loosened to any ASCII character
