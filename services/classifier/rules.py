@@ -43,9 +43,9 @@ RuleMatch = tuple["Rule", int, int]
 """A rule, and the start and end of a phrase it matched."""
 
 Screening = Literal["best", "anchors", "none"]
-"""Which patterns run on a text: ``best`` those Hyperscan's one-pass screen reports (where it
-is installed and the text is ASCII) or else those whose anchor words the text has; ``anchors``
-always the latter; ``none`` every pattern."""
+"""Which patterns run on a text: ``best`` those Hyperscan's one-pass screen reports where it
+is installed, else those whose anchor words the text has; ``anchors`` always the latter;
+``none`` every pattern."""
 
 
 def word_matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
@@ -170,10 +170,9 @@ class RuleSet(BaseModel):
         the result is the same (tests check it), only slower or faster.
         """
         screen = self._screen if screening == "best" else None
+        if screen is not None:
+            return self._find_screened(lowered, screen)
         prefilter = screening != "none"
-        screened = screen(lowered) if screen else None
-        if screen and screened is not None:
-            return self._find_screened(lowered, screen, screened)
         tokens = tokens_of(lowered) if prefilter else []
         words = {word for _, word in tokens}
         if self.figurative:
@@ -189,16 +188,14 @@ class RuleSet(BaseModel):
             found = [match for match in found if not match[0].needs_context]
         return lowered, found
 
-    def _find_screened(
-        self, lowered: str, screen: Screen, screened: set[int]
-    ) -> tuple[str, list[RuleMatch]]:
+    def _find_screened(self, lowered: str, screen: Screen) -> tuple[str, list[RuleMatch]]:
         """:meth:`find` running the patterns Hyperscan let through."""
-        figurative, context, rules = self._split(screened)
+        figurative, context, rules = self._split(screen(lowered))
         if figurative:
             erased = self._erase(lowered, figurative)
             if erased is not lowered:
                 lowered = erased
-                _, context, rules = self._split(screen(erased) or set())
+                _, context, rules = self._split(screen(erased))
         found = [
             (rule, *match.span())
             for rule, pattern in rules

@@ -6,9 +6,10 @@ those, so every result is still ``re``'s own. Each pattern is handed to Hypersca
 word boundaries and lookarounds dropped, so it may report a pattern that ``re`` then does not
 match, never the reverse.
 
-Hyperscan reads bytes, and ``\\w`` or ``\\s`` differ from ``re``'s outside ASCII, so the screen
-answers only for ASCII texts (nearly all English news); the anchor index handles the rest, and
-everything where Hyperscan is not installed.
+Hyperscan reads the text's UTF-8 bytes. ASCII characters are matched as ``re`` matches them;
+a non-ASCII character is loosened to a run of non-ASCII bytes wherever ``re`` might match one
+(``\\w``, ``\\s``, a negated class, ``.``), and a non-ASCII literal is its own bytes. Where
+Hyperscan is not installed, the anchor index does the screening.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ _CATEGORIES = {
     _C.CATEGORY_SPACE: r"\t\n\x0b\x0c\r\x1c-\x1f ",
 }
 _NEGATED_CATEGORIES = (_C.CATEGORY_NOT_DIGIT, _C.CATEGORY_NOT_WORD, _C.CATEGORY_NOT_SPACE)
-_NOTHING = r"\xff"  # a byte no ASCII text holds: what a non-ASCII character becomes
+_NON_ASCII = r"\x80-\xff"
+# One non-ASCII character, loosened: a run of the bytes UTF-8 writes such characters with.
+_NON_ASCII_CHAR = rf"[{_NON_ASCII}]+"
+_ANY_CHAR = rf"(?:[\x00-\x7f]|{_NON_ASCII_CHAR})"
 _CASE_FLAGS = sre_constants.SRE_FLAG_IGNORECASE | sre_constants.SRE_FLAG_LOCALE
 _IGNORED = (_C.AT, _C.ASSERT, _C.ASSERT_NOT)  # dropped: the loosened pattern matches more
 
@@ -51,8 +55,8 @@ def available() -> bool:
 
 
 def loosened(pattern: str) -> str:
-    """``pattern`` (lower-cased literals) in Hyperscan's syntax, matching on ASCII text at
-    least wherever ``re`` does."""
+    """``pattern`` (lower-cased literals) in Hyperscan's syntax, matching the UTF-8 bytes of
+    a text at least wherever ``re`` matches the text."""
     parsed = sre_parse.parse(lower_literals(pattern))
     if parsed.state.flags & _CASE_FLAGS:
         raise Untranslatable("a case-insensitive pattern")
@@ -77,7 +81,7 @@ class Screen:
         translated: dict[int, bytes] = {}
         for number, pattern in enumerate(patterns):
             with contextlib.suppress(Untranslatable):
-                translated[number] = loosened(pattern).encode("ascii")
+                translated[number] = loosened(pattern).encode("ascii")  # escapes only
         try:
             self._database = _database(translated)
         except hyperscan.error:  # one Hyperscan refuses (too large, say): it always runs
@@ -85,14 +89,12 @@ class Screen:
             self._database = _database(translated)
         self.always = frozenset(range(len(patterns))) - translated.keys()
 
-    def __call__(self, lowered: str) -> set[int] | None:
-        """Numbers of the patterns that may match ``lowered``; ``None`` for a text it cannot
-        read (not ASCII)."""
-        if not lowered.isascii():
-            return None
+    def __call__(self, lowered: str) -> set[int]:
+        """Numbers of the patterns that may match ``lowered``."""
         found = set(self.always)
         if self._database is not None:
-            self._database.scan(lowered.encode("ascii"), match_event_handler=_collector(found))
+            text = lowered.encode("utf-8", "surrogatepass")
+            self._database.scan(text, match_event_handler=_collector(found))
         return found
 
 
@@ -132,9 +134,9 @@ def _item(op: Any, av: Any) -> str:
     if op is _C.LITERAL:
         return _literal(av)
     if op is _C.NOT_LITERAL:
-        return f"[^{_literal(av)}]" if av < 128 else "[\\x00-\\x7f]"
+        return f"(?:[^{_literal(av)}{_NON_ASCII}]|{_NON_ASCII_CHAR})" if av < 128 else _ANY_CHAR
     if op is _C.ANY:
-        return "[\\x00-\\x7f]"  # with or without DOTALL
+        return _ANY_CHAR  # with or without DOTALL
     if op is _C.IN:
         return _class(av)
     if op is _C.SUBPATTERN:
@@ -153,28 +155,40 @@ def _item(op: Any, av: Any) -> str:
 
 
 def _literal(code: int) -> str:
-    return f"\\x{code:02x}" if code < 128 else _NOTHING
+    """One character: its UTF-8 bytes."""
+    return "".join(f"\\x{byte:02x}" for byte in chr(code).encode("utf-8", "surrogatepass"))
 
 
 def _class(items: list[Item]) -> str:
+    """A character class: its ASCII members as a byte class, and any non-ASCII character
+    when it may match one (loosened: which ones is not told apart)."""
     negate = bool(items) and items[0][0] is _C.NEGATE
-    parts = []
+    ascii_members = []
+    non_ascii = negate
     for op, av in items[1:] if negate else items:
         if op is _C.LITERAL:
-            parts.append(_literal(av) if av < 128 else "")
+            if av < 128:
+                ascii_members.append(_literal(av))
+            non_ascii |= av >= 128
         elif op is _C.RANGE:
             low, high = av
             if low < 128:
-                parts.append(f"{_literal(low)}-{_literal(min(high, 127))}")
+                ascii_members.append(f"{_literal(low)}-{_literal(min(high, 127))}")
+            non_ascii |= high >= 128
         elif op is _C.CATEGORY and av in _CATEGORIES:
-            parts.append(_CATEGORIES[av])
+            ascii_members.append(_CATEGORIES[av])
+            non_ascii = True  # re's \\d, \\w and \\s match beyond ASCII too
         elif op is _C.CATEGORY and av in _NEGATED_CATEGORIES:
             if negate:
                 raise Untranslatable("a negated category in a negated class")
-            parts.append("\\x00-\\x7f")  # loosened to any ASCII character
+            ascii_members.append("\\x00-\\x7f")  # loosened to any ASCII character
+            non_ascii = True
         else:
             raise Untranslatable(str(op))
-    body = "".join(parts)
-    if negate:
-        return f"[^{body}]" if body else "[\\x00-\\x7f]"
-    return f"[{body}]" if body else _NOTHING
+    members = "".join(ascii_members)
+    choices = []
+    if negate or members:
+        choices.append(f"[^{members}{_NON_ASCII}]" if negate else f"[{members}]")
+    if non_ascii:
+        choices.append(_NON_ASCII_CHAR)
+    return f"(?:{'|'.join(choices)})"
