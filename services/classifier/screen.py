@@ -71,8 +71,8 @@ def screen_of(patterns: tuple[str, ...]) -> Screen | None:
 
 
 class Screen:
-    """Which of ``patterns`` may match a text, in one pass; patterns it cannot translate are
-    always reported."""
+    """Which of ``patterns`` may match a text, in one pass; patterns it cannot translate, or
+    Hyperscan refuses, are always reported."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
         if hyperscan is None:
@@ -177,7 +177,7 @@ def _class(items: list[Item]) -> str:
             non_ascii |= high >= 128
         elif op is _C.CATEGORY and av in _CATEGORIES:
             ascii_members.append(_CATEGORIES[av])
-            non_ascii = True  # re's \\d, \\w and \\s match beyond ASCII too
+            non_ascii = True  # re's \d, \w and \s match beyond ASCII too
         elif op is _C.CATEGORY and av in _NEGATED_CATEGORIES:
             if negate:
                 raise Untranslatable("a negated category in a negated class")
