@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from services.classifier.figures import read_figures
 from services.classifier.gazetteer import Found, Gazetteer
 from services.classifier.rules import Rule, RuleSet, Screening
+from services.classifier.text import lower_case
 from shared.messages import (
     Evidence,
     Figures,
@@ -126,14 +127,6 @@ def find_evidence(text: str, rules: RuleSet, screening: Screening = "best") -> l
     return [_evidence(text, lowered, match, before, lead, rules) for match, before in kept]
 
 
-def lower_case(text: str) -> str:
-    """``text`` in lower case, character for character, so offsets into it hold for ``text``."""
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    return "".join(char if len(char.lower()) != 1 else char.lower() for char in text)
-
-
 def score(evidence: Sequence[Evidence], kind: SignalKind) -> float:
     """Noisy-OR of the strongest match of each rule of ``kind``.
 
@@ -193,10 +186,9 @@ def severity(
     """How serious: the gravest rule that counted, raised by deaths, injuries, displacement."""
     if label == "none":
         return Severity.INFO
-    by_id = {rule.id: rule for rule_set in rule_sets for rule in rule_set.rules}
     level = max(
         (
-            by_id[e.rule].severity
+            _rule(rule_sets, e.rule).severity
             for e in evidence
             if e.kind == label and e.modality != "background"
         ),
@@ -225,6 +217,14 @@ def incident_key(label: Label, countries: Sequence[str], places: Sequence[Place]
     region = regions.most_common(1)[0][0] if regions else "-"
     slug = re.sub(r"[^a-z0-9]+", "-", region.lower()).strip("-") or "-"
     return f"{label}:{'-'.join(countries) or 'xx'}:{slug}"
+
+
+def _rule(rule_sets: Sequence[RuleSet], rule_id: str) -> Rule:
+    for rule_set in rule_sets:
+        if (rule := rule_set.by_id.get(rule_id)) is not None:
+            return rule
+    msg = f"no rule {rule_id!r} in {'+'.join(r.label for r in rule_sets)}"
+    raise KeyError(msg)
 
 
 def _countries(places: Sequence[Place]) -> tuple[str, ...]:

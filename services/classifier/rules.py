@@ -275,6 +275,11 @@ class RuleSet(BaseModel):
         )
 
     @cached_property
+    def by_id(self) -> dict[str, Rule]:
+        """The rules by id."""
+        return {rule.id: rule for rule in self.rules}
+
+    @cached_property
     def _rule_index(self) -> _AnchorIndex[tuple[Rule, re.Pattern[str]]]:
         leading = self._leading_anchors
         return _AnchorIndex(
