@@ -44,9 +44,13 @@ async def test_two_replicas_share_the_work(
     settings: Settings, redis: aioredis.Redis, tmp_path: Path
 ) -> None:
     """Two classifiers on one group: every report classified once, both did some of it."""
-    await publish_reports(redis, settings)
     replicas = [start_classifier(settings, f"replica-{n}", tmp_path / "log") for n in (1, 2)]
     try:
+        # Both started before any report arrives: one started a second earlier would classify
+        # all of them before the other has compiled its rules.
+        log = tmp_path / "log"
+        await wait_for(lambda: log.read_text().count("started successfully") == 2, within=60)
+        await publish_reports(redis, settings)
         await wait_for(lambda: _count_at_least(redis, settings, REPORTS), within=60)
     finally:
         for replica in replicas:
