@@ -42,6 +42,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
 RuleMatch = tuple["Rule", int, int]
 """A rule, and the start and end of a phrase it matched."""
 
+_Found = tuple[str, list[RuleMatch], list[re.Pattern[str]]]
+"""A text with its figurative phrases erased, the rule matches in it, and the context
+patterns worth trying on it."""
+
 Screening = Literal["best", "anchors", "none"]
 """Which patterns run on a text: ``best`` those Hyperscan's one-pass screen reports where it
 is installed, else those whose anchor words the text has; ``anchors`` always the latter;
@@ -171,25 +175,17 @@ class RuleSet(BaseModel):
         """
         screen = self._screen if screening == "best" else None
         if screen is not None:
-            return self._find_screened(lowered, screen)
-        prefilter = screening != "none"
-        tokens = tokens_of(lowered) if prefilter else []
-        words = {word for _, word in tokens}
-        if self.figurative:
-            erased = self._erase(lowered, self._figurative_index.candidates(words, prefilter))
-            if erased is not lowered:
-                lowered = erased
-                tokens = tokens_of(lowered) if prefilter else []
-                words = {word for _, word in tokens}
-        found = self._anchored_matches(lowered, tokens) if prefilter else self._every_match(lowered)
-        if any(rule.needs_context for rule, _, _ in found) and not self._names_context(
-            lowered, self._context_index.candidates(words, prefilter)
-        ):
+            lowered, found, context = self._screened_matches(lowered, screen)
+        else:
+            lowered, found, context = self._indexed_matches(lowered, screening != "none")
+        needs_context = any(rule.needs_context for rule, _, _ in found)
+        if needs_context and self.context and not any(word_matches(p, lowered) for p in context):
             found = [match for match in found if not match[0].needs_context]
         return lowered, found
 
-    def _find_screened(self, lowered: str, screen: Screen) -> tuple[str, list[RuleMatch]]:
-        """:meth:`find` running the patterns Hyperscan let through."""
+    def _screened_matches(self, lowered: str, screen: Screen) -> _Found:
+        """The figurative phrases erased, the rule matches and the context patterns worth
+        trying, running the patterns Hyperscan let through."""
         figurative, context, rules = self._split(screen(lowered))
         if figurative:
             erased = self._erase(lowered, figurative)
@@ -201,11 +197,21 @@ class RuleSet(BaseModel):
             for rule, pattern in rules
             for match in word_matches(pattern, lowered)
         ]
-        if any(rule.needs_context for rule, _, _ in found) and not self._names_context(
-            lowered, context
-        ):
-            found = [match for match in found if not match[0].needs_context]
-        return lowered, found
+        return lowered, found, context
+
+    def _indexed_matches(self, lowered: str, prefilter: bool) -> _Found:
+        """The same as :meth:`_screened_matches`, running the patterns whose anchors the
+        text has (every pattern without the prefilter)."""
+        tokens = tokens_of(lowered) if prefilter else []
+        words = {word for _, word in tokens}
+        if self.figurative:
+            erased = self._erase(lowered, self._figurative_index.candidates(words, prefilter))
+            if erased is not lowered:
+                lowered = erased
+                tokens = tokens_of(lowered) if prefilter else []
+                words = {word for _, word in tokens}
+        found = self._anchored_matches(lowered, tokens) if prefilter else self._every_match(lowered)
+        return lowered, found, self._context_index.candidates(words, prefilter)
 
     def _split(
         self, screened: set[int]
@@ -252,10 +258,6 @@ class RuleSet(BaseModel):
             for rule, pattern in self._rule_index.items
             for match in word_matches(pattern, lowered)
         ]
-
-    def _names_context(self, lowered: str, patterns: Iterable[re.Pattern[str]]) -> bool:
-        """Whether one of ``patterns`` (of the context ones) matches; true without any."""
-        return not self.context or any(word_matches(pattern, lowered) for pattern in patterns)
 
     @staticmethod
     def _erase(lowered: str, patterns: Iterable[re.Pattern[str]]) -> str:
