@@ -18,7 +18,15 @@ from pydantic import BaseModel
 from services.ingest.app import Ingest, PublishError
 from services.ingest.app import build as build_ingest
 from services.ingest.dedup import Deduplicator
-from services.ingest.nearby import MAX_DISTANCE, StoryIndex, simhash, slices, sources_key
+from services.ingest.nearby import (
+    MAX_DISTANCE,
+    BatchStories,
+    StoryIndex,
+    distance,
+    simhash,
+    slices,
+    sources_key,
+)
 from services.ingest.normalize import to_report
 from services.ingest.sources.runner import stats_key
 from shared.messages import RawReport, utc_now
@@ -222,6 +230,34 @@ async def test_index_finds_every_hash_within_the_distance(ingest: Ingest) -> Non
     assert found == [story_id for story_id, _ in near]
     assert missed == [None] * len(far)
     assert await ingest.stories.nearest([stories[0]]) == [None], "never the report itself"
+
+
+def test_batch_index_finds_what_comparing_every_pair_finds() -> None:
+    """A batch's own stories, found by band, are exactly those a comparison of every pair
+    finds: the earliest story within MAX_DISTANCE, never the report itself."""
+    rng = random.Random(11)
+    roots = [rng.getrandbits(64) for _ in range(30)]
+    hashes = []
+    for n in range(600):
+        flips = rng.sample(range(64), rng.randint(0, 2 * MAX_DISTANCE))
+        hashes.append((f"r-{n}", rng.choice(roots) ^ sum(1 << bit for bit in flips)))
+    hashes += hashes[:20]  # a redelivered report is not its own near-duplicate
+    index, stories, merged = BatchStories(), [], 0
+    for report_id, value in hashes:
+        expected = next(
+            (
+                other
+                for other, other_value in stories
+                if other != report_id and distance(value, other_value) <= MAX_DISTANCE
+            ),
+            None,
+        )
+        assert index.nearest(report_id, value) == expected
+        if expected is None:
+            index.add(report_id, value)
+            stories.append((report_id, value))
+        merged += expected is not None
+    assert 100 < merged < len(hashes) - 30, "both outcomes are exercised"
 
 
 async def test_stories_indexed_before_the_upgrade_are_found(

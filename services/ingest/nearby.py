@@ -42,7 +42,8 @@ MIN_WORDS = 20
 NUMBER_WEIGHT = 3
 SLICE_BITS = (22, 21, 21)
 BAND_BITS = (11, 11, 11, 11, 10, 10)
-"""The bands of the layout before; looked up (never written) for one dedup window."""
+"""Six bands of a hash: the layout before, looked up (never written) for one dedup window,
+and the index of a batch's own new stories."""
 _WORD = re.compile(r"\w+")
 _GLOB = re.compile(r"[*?\[\]\\]")  # special in a SCAN pattern
 _BITS = 64
@@ -218,6 +219,35 @@ class Lookup:
     """Whether that story is an earlier report of the same batch (not indexed yet)."""
 
 
+class BatchStories:
+    """The new stories of one batch, found by band: two hashes within ``MAX_DISTANCE`` bits
+    agree on at least one of the six bands of ``BAND_BITS`` (the differing bits fall in five
+    bands at most), so only stories sharing a band are compared."""
+
+    def __init__(self) -> None:
+        self._stories: list[tuple[str, int]] = []
+        self._by_band: dict[tuple[int, int], list[int]] = {}
+
+    def add(self, story_id: str, value: int) -> None:
+        """Index a new story of the batch."""
+        position = len(self._stories)
+        self._stories.append((story_id, value))
+        for band, part in enumerate(bands(value)):
+            self._by_band.setdefault((band, part), []).append(position)
+
+    def nearest(self, report_id: str, value: int) -> str | None:
+        """The earliest story added within ``MAX_DISTANCE`` of ``value``, other than the
+        report itself."""
+        candidates: set[int] = set()
+        for band, part in enumerate(bands(value)):
+            candidates.update(self._by_band.get((band, part), ()))
+        for position in sorted(candidates):
+            story_id, story_value = self._stories[position]
+            if story_id != report_id and distance(value, story_value) <= MAX_DISTANCE:
+                return story_id
+        return None
+
+
 class StoryIndex:
     """Stories seen in the dedup window, by SimHash slice, with their corroborating sources.
 
@@ -280,7 +310,7 @@ class StoryIndex:
             )
         )
         lookups: list[Lookup] = []
-        batch_stories: list[tuple[str, int]] = []
+        batch_stories = BatchStories()
         for report, value in zip(reports, values, strict=True):
             if value is None:
                 lookups.append(Lookup(None, None))
@@ -289,17 +319,10 @@ class StoryIndex:
             if story is not None:
                 lookups.append(Lookup(value, story))
                 continue
-            story = next(
-                (
-                    other
-                    for other, other_value in batch_stories
-                    if other != report.id and distance(value, other_value) <= MAX_DISTANCE
-                ),
-                None,
-            )
+            story = batch_stories.nearest(report.id, value)
             lookups.append(Lookup(value, story, in_batch=story is not None))
             if story is None:
-                batch_stories.append((report.id, value))
+                batch_stories.add(report.id, value)
         return lookups
 
     async def nearest(self, hashes: Sequence[tuple[str, int]]) -> list[str | None]:
