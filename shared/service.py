@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from shared.logs import get_logger
 from shared.messages import DeadLetter
 from shared.observe import Observer, quiet_server
+from shared.packing import connection_class
 from shared.settings import ServiceName, Settings, input_of
 from shared.streams import (
     DeadLetters,
@@ -71,6 +72,7 @@ class Service:
             broker_logger.setLevel(logging.WARNING)  # FastStream's chatter about its own tasks
         self.broker = RedisBroker(
             settings.redis_url,
+            connection_class=connection_class(settings.redis_url),
             middlewares=[self.guard],
             message_format=PlainJsonFormat,
             logger=broker_logger,

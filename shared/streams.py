@@ -37,6 +37,7 @@ from shared.logs import bound_report, get_logger
 from shared.loops import Loop
 from shared.messages import DeadLetter
 from shared.observe import ENTRIES, HANDLER_SECONDS
+from shared.packing import connection_pool
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -58,10 +59,11 @@ class DeliveriesExhausted(PermanentError):
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
-    """An asyncio Redis client for the configured server."""
-    return aioredis.Redis.from_url(
+    """An asyncio Redis client for the configured server, packing commands with hiredis."""
+    pool = connection_pool(
         settings.redis_url, socket_connect_timeout=5, socket_timeout=15, health_check_interval=30
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def ensure_group(client: aioredis.Redis, stream: str, group: str) -> bool:

@@ -242,7 +242,8 @@ def test_batch_index_finds_what_comparing_every_pair_finds() -> None:
         flips = rng.sample(range(64), rng.randint(0, 2 * MAX_DISTANCE))
         hashes.append((f"r-{n}", rng.choice(roots) ^ sum(1 << bit for bit in flips)))
     hashes += hashes[:20]  # a redelivered report is not its own near-duplicate
-    index, stories, merged = BatchStories(), [], 0
+    index, merged = BatchStories(), 0
+    stories: list[tuple[str, int]] = []
     for report_id, value in hashes:
         expected = next(
             (

@@ -1,0 +1,63 @@
+"""Commands packed by hiredis are byte for byte what redis-py's own packer sends."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import DataError
+
+from shared.packing import connection_class, connection_pool
+
+ARGUMENTS = st.one_of(
+    st.text(),
+    st.binary(),
+    st.integers(min_value=-(2**63), max_value=2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.binary().map(bytearray),
+    st.binary().map(memoryview),
+)
+
+
+def python_packed(*args: object) -> bytes:
+    return b"".join(bytes(part) for part in Connection().pack_command(*args))
+
+
+def hiredis_packed(*args: object) -> bytes:
+    return b"".join(connection_class("redis://127.0.0.1")().pack_command(*args))
+
+
+@given(st.sampled_from(["SET", b"XADD", "CLIENT SETNAME", b"SCRIPT LOAD"]), st.lists(ARGUMENTS))
+def test_packed_as_redis_py_packs(command: str | bytes, arguments: list[object]) -> None:
+    assert hiredis_packed(command, *arguments) == python_packed(command, *arguments)
+
+
+def test_what_redis_py_refuses_is_refused() -> None:
+    with pytest.raises(DataError):
+        hiredis_packed("SET", "key", None)
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("redis://127.0.0.1:6379/0", Connection),
+        ("rediss://127.0.0.1:6380/0", SSLConnection),
+        ("unix:///run/redis.sock", UnixDomainSocketConnection),
+    ],
+)
+def test_the_url_picks_the_connection(url: str, base: type) -> None:
+    assert issubclass(connection_class(url), base)
+    assert connection_class(url).__name__ == f"Hiredis{base.__name__}"
+    assert connection_pool(url).connection_class is connection_class(url)
+
+
+async def test_a_round_trip_through_the_pool(redis_url: str) -> None:
+    client = aioredis.Redis.from_pool(connection_pool(redis_url, socket_timeout=5))
+    try:
+        await client.set("flashpoint-test:packing", "é" * 10_000)
+        assert (await client.get("flashpoint-test:packing")).decode() == "é" * 10_000
+        await client.delete("flashpoint-test:packing")
+    finally:
+        await client.aclose()
