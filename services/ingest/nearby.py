@@ -7,7 +7,7 @@ different stories differ by 18 or more).
 Stories are indexed in Redis by three slices of their hash (22, 21 and 21 bits). Two hashes
 within five bits of each other differ by at most one bit in one of the slices (were all three
 two bits apart, the hashes would be six apart), so a lookup reads the three slices and every
-slice one bit away: 66 small Redis strings, where the candidates are, read with one MGET per
+slice one bit away: 67 small Redis strings, where the candidates are, read with one MGET per
 report. Slices that wide keep the candidates few even though news vocabulary biases the bits
 of a SimHash (six 11-bit bands, the layout before, gave hundreds of candidates per report
 once 20,000 stories were indexed).
