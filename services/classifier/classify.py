@@ -261,7 +261,7 @@ def _evidence(
         modality = "intent" if rule.kind == "ceasefire" else "threat"
     elif modality == "event" and match.start >= lead.end:
         weight = weight * rules.body_factor
-    return Evidence.model_construct(
+    return Evidence(
         kind=rule.kind,
         rule=rule.id,
         phrase=text[match.start : match.end],
