@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
 
     read_count: int = Field(
-        100, ge=1, le=10_000, description="Most entries one read takes from a stream."
+        500, ge=1, le=10_000, description="Most entries one read takes from a stream."
     )
     notifier_read_count: int = Field(
         100,

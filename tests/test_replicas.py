@@ -18,10 +18,11 @@ from tests.factories import make_report
 
 pytestmark = pytest.mark.slow
 REPORTS = 1000
+READ_COUNT = 100  # small enough that a SIGTERM lands while reports are still waiting
 
 
 def start_classifier(settings: Settings, consumer: str, log: Path) -> subprocess.Popen[bytes]:
-    env = service_env(settings, consumer_name=consumer, graceful_timeout_s=3)
+    env = service_env(settings, consumer_name=consumer, graceful_timeout_s=3, read_count=READ_COUNT)
     return start_service("classifier", env, log)
 
 
@@ -79,7 +80,7 @@ async def test_sigterm_finishes_what_it_holds_and_exits(
     assert code == 0
     assert elapsed < 3 + 3  # the graceful timeout plus start-up slack
     pending = await redis.xpending(settings.reports_stream, "classifier")
-    assert pending["pending"] <= settings.read_count
+    assert pending["pending"] <= READ_COUNT
     classified = len(await signal_ids(redis, settings))
     assert classified < REPORTS, "it stopped part-way, as asked"
 
