@@ -9,7 +9,7 @@ cost the ingest 34 us a report that way (its batch scripts take nine arguments a
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import hiredis
 from redis.asyncio.connection import (
@@ -22,22 +22,36 @@ from redis.asyncio.connection import (
 )
 from redis.exceptions import DataError
 
+if TYPE_CHECKING:
+    _Connection = AbstractConnection
+else:
+    _Connection = object
 
-class _HiredisPacking:
-    """Mixin for a redis-py asyncio connection: ``pack_command`` through hiredis."""
+
+class _HiredisPacking(_Connection):
+    """Mixin for a redis-py asyncio connection: ``pack_command`` through hiredis.
+
+    hiredis encodes text as strict UTF-8, redis-py's default; a connection configured with
+    another encoding packs with redis-py's own code.
+    """
 
     def pack_command(self, *args: Any) -> list[bytes]:
         """The command in the Redis protocol, as redis-py's synchronous client packs it."""
+        encoder = self.encoder
+        if encoder.encoding != "utf-8" or encoder.encoding_errors != "strict":
+            return super().pack_command(*args)
         command = args[0]
         if isinstance(command, str):
             args = (*command.encode().split(), *args[1:])
         elif b" " in command:
             args = (*command.split(), *args[1:])
+        if memoryview in map(type, args):  # hiredis would copy a strided view's raw buffer
+            args = tuple(map(_packable, args))
         try:
             return [hiredis.pack_command(args)]
         except TypeError:
             pass
-        try:  # hiredis takes neither bytearray nor memoryview, which redis-py accepts
+        try:  # hiredis refuses bytearray, which redis-py accepts
             return [hiredis.pack_command(tuple(map(_packable, args)))]
         except TypeError as error:  # redis-py raises DataError for what it cannot encode
             raise DataError(str(error)) from error
@@ -64,6 +78,11 @@ def connection_class(url: str) -> type[Connection]:
 
 
 def connection_pool(url: str, **options: Any) -> ConnectionPool:
-    """A pool of connections to ``url`` (with ``options``), packing with hiredis."""
-    url_options: dict[str, Any] = {**parse_url(url), "connection_class": connection_class(url)}
-    return ConnectionPool(**url_options, **options)
+    """A pool of connections to ``url``, packing with hiredis; ``options`` are defaults that
+    the URL's own (``?socket_timeout=5``) override, as with ``ConnectionPool.from_url``."""
+    merged: dict[str, Any] = {
+        **options,
+        **parse_url(url),
+        "connection_class": connection_class(url),
+    }
+    return ConnectionPool(**merged)

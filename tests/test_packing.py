@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given
@@ -18,6 +20,7 @@ ARGUMENTS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.binary().map(bytearray),
     st.binary().map(memoryview),
+    st.binary().map(lambda data: memoryview(data)[::2]),  # strided: not one run of memory
 )
 
 
@@ -34,9 +37,32 @@ def test_packed_as_redis_py_packs(command: str | bytes, arguments: list[object])
     assert hiredis_packed(command, *arguments) == python_packed(command, *arguments)
 
 
-def test_what_redis_py_refuses_is_refused() -> None:
+@pytest.mark.parametrize("value", [None, True, object()])
+def test_what_redis_py_refuses_is_refused(value: object) -> None:
     with pytest.raises(DataError):
-        hiredis_packed("SET", "key", None)
+        hiredis_packed("SET", "key", value)
+    with pytest.raises(DataError):
+        python_packed("SET", "key", value)
+
+
+def test_another_encoding_packs_as_redis_py_does() -> None:
+    latin = connection_class("redis://127.0.0.1")(encoding="latin-1")
+    assert latin.pack_command("SET", "key", "é") == Connection(encoding="latin-1").pack_command(
+        "SET", "key", "é"
+    )
+
+
+def test_the_url_options_win_over_the_defaults() -> None:
+    """As with ``ConnectionPool.from_url``: what the URL says is kept, the rest defaults."""
+    pool = connection_pool(
+        "redis://:secret@127.0.0.1:6380/3?socket_timeout=2",
+        socket_timeout=15,
+        retry_on_timeout=True,
+    )
+    options = pool.connection_kwargs
+    assert (options["password"], options["port"], options["db"]) == ("secret", 6380, 3)
+    assert options["socket_timeout"] == 2
+    assert options["retry_on_timeout"] is True
 
 
 @pytest.mark.parametrize(
@@ -55,9 +81,10 @@ def test_the_url_picks_the_connection(url: str, base: type) -> None:
 
 async def test_a_round_trip_through_the_pool(redis_url: str) -> None:
     client = aioredis.Redis.from_pool(connection_pool(redis_url, socket_timeout=5))
+    key = f"flashpoint-test:packing:{uuid.uuid4().hex}"
     try:
-        await client.set("flashpoint-test:packing", "é" * 10_000)
-        assert (await client.get("flashpoint-test:packing")).decode() == "é" * 10_000
-        await client.delete("flashpoint-test:packing")
+        await client.set(key, "é" * 10_000)
+        assert (await client.get(key)).decode() == "é" * 10_000
+        await client.delete(key)
     finally:
         await client.aclose()

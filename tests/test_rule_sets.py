@@ -48,6 +48,13 @@ def custom_rules() -> RuleSet:
     )
 
 
+def unchecked_rules() -> RuleSet:
+    """An entry-point target that skips validation, giving a rule a weight above 1."""
+    valid = custom_rules()
+    rule = valid.rules[0].model_copy(update={"weight": 3.0})
+    return valid.model_copy(update={"rules": (rule,)})
+
+
 @pytest.fixture
 def custom_file(tmp_path: Path) -> Path:
     path = tmp_path / "drills.yaml"
@@ -79,6 +86,23 @@ class TestLoading:
         """An installed plugin's rule set loads by its entry-point name."""
         (_, plugin) = load_rule_sets(["builtin", "handshake"])
         assert plugin.label == "from-entry-point@1"
+
+    def test_an_unchecked_rule_set_from_an_entry_point_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A plugin's rule set built without validation (a weight above 1) is refused when it
+        loads, not when the first report meets it."""
+        real = rules_module.entry_points  # type: ignore[attr-defined]
+
+        def patched(*, group: str) -> list[EntryPoint]:
+            target = "tests.test_rule_sets:unchecked_rules"
+            return [*real(group=group), EntryPoint("unchecked", target, group)]
+
+        monkeypatch.setattr(rules_module, "entry_points", patched)
+        with pytest.raises(
+            RuleSetError, match=r"'unchecked' gave an invalid rule set: rules\.0\.weight: .* 1"
+        ):
+            load_rule_sets(["unchecked"])
 
     def test_file_by_path(self, custom_file: Path) -> None:
         """A YAML file path loads as a rule set."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.classifier.anchors import anchors, leading_anchors, lower_literals, tokens_of
 from services.classifier.screen import Screen, screen_of
 from shared.messages import Score, Severity, SignalKind
+from shared.problems import problems
 
 T = TypeVar("T")
 
@@ -446,8 +447,13 @@ def _from_entry_point(name: str, load: Callable[[], Any]) -> RuleSet:
     except Exception as error:
         msg = f"rule set entry point {name!r} failed to load: {error}"
         raise RuleSetError(msg) from error
-    if isinstance(value, RuleSet):
-        return value
+    if isinstance(value, RuleSet):  # validated again: it may have been built without checks
+        try:
+            return RuleSet.model_validate(value.model_dump())
+        except ValidationError as error:
+            found = "; ".join(problems(error))
+            msg = f"rule set entry point {name!r} gave an invalid rule set: {found}"
+            raise RuleSetError(msg) from error
     if isinstance(value, (str, Path)):
         return load_rule_set(Path(value))
     msg = f"rule set entry point {name!r} gave {type(value).__name__}, not a RuleSet or a path"

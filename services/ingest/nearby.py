@@ -137,7 +137,7 @@ def slice_key(settings: Settings, number: int, part: int) -> str:
 # before, the key saying since when this layout is written, the time now, the window, how
 # many slices and each slice's width, how many bands, then per report its slices and its
 # bands. The layouts before are read while the marker is missing (nobody has looked yet) or
-# younger than the window. The script names the keys it reads (66 per report, too many to
+# younger than the window. The script names the keys it reads (67 per report, too many to
 # name from Python cheaply); Flashpoint uses a standalone Redis.
 _CANDIDATES = """
 local slices, hashes, bands, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
