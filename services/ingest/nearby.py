@@ -41,6 +41,7 @@ MAX_DISTANCE = 5
 MIN_WORDS = 20
 NUMBER_WEIGHT = 3
 SLICE_BITS = (22, 21, 21)
+"""The slices' widths: at most 24 bits each, since keys write a slice as six hex digits."""
 BAND_BITS = (11, 11, 11, 11, 10, 10)
 """Six bands of a hash: the layout before, looked up (never written) for one dedup window,
 and the index of a batch's own new stories."""
@@ -148,28 +149,37 @@ local band_count = tonumber(ARGV[8 + count])
 local since = tonumber(redis.call('GET', marker))
 local before = since == nil or (since > 0 and now - since < window)
 local per, out = count + band_count, {}
--- One string.format per key: building keys is most of what a lookup costs (functions held in
--- locals and the masks computed once take a fifth off it).
-local format, bxor = string.format, bit.bxor
-local masks = {}
-for s = 1, count do
-  for b = #masks + 1, widths[s] do masks[b] = bit.lshift(1, b - 1) end
-end
-local function formats(prefix)
+-- Building the keys is most of what a lookup costs. A slice (24 bits at most) is written as
+-- three bytes of two hex digits each, taken from a table, so flipping one bit changes one of
+-- them: cheaper than a string.format per key (the lookup of 500 bench reports costs Redis
+-- 50 us a report instead of 57).
+local bxor, band, rshift = bit.bxor, bit.band, bit.rshift
+local hex, masks = {}, {}
+for v = 0, 255 do hex[v] = string.format('%02x', v) end
+for b = 0, 7 do masks[b] = bit.lshift(1, b) end
+local function prefixes(prefix)
   local found = {}
-  for s = 1, count do found[s] = prefix:gsub('%%', '%%%%') .. ':' .. (s - 1) .. ':%06x' end
+  for s = 1, count do found[s] = prefix .. ':' .. (s - 1) .. ':' end
   return found
 end
-local slice_keys, hash_keys = formats(slices), formats(hashes)
+local slice_keys, hash_keys = prefixes(slices), prefixes(hashes)
 local function keys_of(i, layout)
   local keys, k = {}, 0
   for s = 1, count do
     local part, key = tonumber(ARGV[i + s - 1]), layout[s]
+    local byte2, byte1, byte0 = rshift(part, 16), band(rshift(part, 8), 255), band(part, 255)
+    local hex2, hex1, hex0 = hex[byte2], hex[byte1], hex[byte0]
     k = k + 1
-    keys[k] = format(key, part)
-    for b = 1, widths[s] do
+    keys[k] = key .. hex2 .. hex1 .. hex0
+    for b = 0, widths[s] - 1 do
       k = k + 1
-      keys[k] = format(key, bxor(part, masks[b]))
+      if b < 8 then
+        keys[k] = key .. hex2 .. hex1 .. hex[bxor(byte0, masks[b])]
+      elseif b < 16 then
+        keys[k] = key .. hex2 .. hex[bxor(byte1, masks[b - 8])] .. hex0
+      else
+        keys[k] = key .. hex[bxor(byte2, masks[b - 16])] .. hex1 .. hex0
+      end
     end
   end
   return keys
