@@ -62,6 +62,13 @@ def word_matches(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
     return found  # the common case: what finditer found is what the search below finds
 
 
+def _rule_matches(rules: Iterable[tuple[Rule, re.Pattern[str]]], lowered: str) -> list[RuleMatch]:
+    """Every match of each (rule, pattern) in ``lowered``, as :func:`word_matches` finds them."""
+    return [
+        (rule, *match.span()) for rule, pattern in rules for match in word_matches(pattern, lowered)
+    ]
+
+
 def _inside_word(text: str, start: int) -> bool:
     return start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
 
@@ -193,12 +200,7 @@ class RuleSet(BaseModel):
             if erased is not lowered:
                 lowered = erased
                 _, context, rules = self._split(screen(erased))
-        found = [
-            (rule, *match.span())
-            for rule, pattern in rules
-            for match in word_matches(pattern, lowered)
-        ]
-        return lowered, found, context
+        return lowered, _rule_matches(rules, lowered), context
 
     def _indexed_matches(self, lowered: str, prefilter: bool) -> _Found:
         """The same as :meth:`_screened_matches`, running the patterns whose anchors the
@@ -211,7 +213,11 @@ class RuleSet(BaseModel):
                 lowered = erased
                 tokens = tokens_of(lowered) if prefilter else []
                 words = {word for _, word in tokens}
-        found = self._anchored_matches(lowered, tokens) if prefilter else self._every_match(lowered)
+        found = (
+            self._anchored_matches(lowered, tokens)
+            if prefilter
+            else _rule_matches(self._rule_index.items, lowered)
+        )
         return lowered, found, self._context_index.candidates(words, prefilter)
 
     def _split(
@@ -252,13 +258,6 @@ class RuleSet(BaseModel):
             else:
                 found.extend((rule, *match.span()) for match in word_matches(pattern, lowered))
         return found
-
-    def _every_match(self, lowered: str) -> list[RuleMatch]:
-        return [
-            (rule, *match.span())
-            for rule, pattern in self._rule_index.items
-            for match in word_matches(pattern, lowered)
-        ]
 
     @staticmethod
     def _erase(lowered: str, patterns: Iterable[re.Pattern[str]]) -> str:
