@@ -210,9 +210,15 @@ async def _nothing_pending(redis: aioredis.Redis, settings: Settings) -> bool:
     return not summary["pending"]
 
 
-async def test_index_finds_every_hash_within_the_distance(ingest: Ingest) -> None:
+@pytest.mark.parametrize("prepared", [True, False], ids=["mget", "script"])
+async def test_index_finds_every_hash_within_the_distance(ingest: Ingest, prepared: bool) -> None:
     """Hashes up to MAX_DISTANCE bits from an indexed story, the bits anywhere, find it;
-    hashes further away do not (the slices' pigeonhole guarantee, end to end)."""
+    hashes further away do not (the slices' pigeonhole guarantee, end to end). Both reads
+    answer so: the MGET of keys named in Python, once :meth:`StoryIndex.prepare` has found
+    no layout before, and the script that also reads those layouts."""
+    if prepared:
+        await ingest.stories.prepare()
+    assert ingest.stories.reads_layouts_before(time.time()) is not prepared
     rng = random.Random(7)
     stories = [(f"r-story{n}", rng.getrandbits(64)) for n in range(40)]
     await ingest.stories.add(stories)
@@ -346,3 +352,21 @@ def test_index_scripts_name_keys_like_python(settings: Settings) -> None:
         f"{settings.key_prefix}:story-slices:1:000007",
         f"{settings.key_prefix}:story-slices:2:1fffff",
     ]
+
+
+def test_lookup_reads_each_slice_and_every_slice_one_bit_away() -> None:
+    """The keys a lookup reads are the keys ``add`` writes for the hash and for each hash one
+    bit away in a slice, under any prefix (a ``%`` in it included)."""
+    index = StoryIndex(aioredis.Redis(), Settings(key_prefix="fp%d"))
+    value = random.Random(3).getrandbits(64)
+    expected = set(index.slice_keys(value))
+    for bit in range(64):
+        expected.add(index.slice_keys(value ^ 1 << bit)[_slice_of(bit)])
+    keys = index.probe_keys(value)
+    assert len(keys) == len(set(keys)) == 67
+    assert set(keys) == expected
+    assert all(key.startswith("fp%d:story-slices:") for key in keys)
+
+
+def _slice_of(bit: int) -> int:
+    return 0 if bit < 22 else 1 if bit < 43 else 2

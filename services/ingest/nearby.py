@@ -7,19 +7,21 @@ different stories differ by 18 or more).
 Stories are indexed in Redis by three slices of their hash (22, 21 and 21 bits). Two hashes
 within five bits of each other differ by at most one bit in one of the slices (were all three
 two bits apart, the hashes would be six apart), so a lookup reads the three slices and every
-slice one bit away: 67 small Redis strings, where the candidates are, read with one MGET per
-report. Slices that wide keep the candidates few even though news vocabulary biases the bits
-of a SimHash (six 11-bit bands, the layout before, gave hundreds of candidates per report
-once 20,000 stories were indexed).
+slice one bit away: 67 small Redis strings, where the candidates are. Slices that wide keep
+the candidates few even though news vocabulary biases the bits of a SimHash (six 11-bit
+bands, the layout before, gave hundreds of candidates per report once 20,000 stories were
+indexed).
 
 Two layouts came before: the same slices kept in hashes (one HGETALL per slice value, which
 cost Redis about 75 us a report) and the six bands. Where either has left keys, lookups also
 read them for one dedup window after the first start of this layout (see
 :meth:`StoryIndex.prepare`).
 
-A batch of reports is looked up with one script call, and each report is also compared with
-the new stories before it in the same batch, so two copies of a story read together still
-come out as one story.
+A batch of reports is looked up with one MGET of every report's 67 keys, named in Python so
+that Redis, which every ingest replica shares, only reads them (while the layouts before may
+still hold stories, one script call reads them too). Each report is also compared with the
+new stories before it in the same batch, so two copies of a story read together still come
+out as one story.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,6 +44,9 @@ MIN_WORDS = 20
 NUMBER_WEIGHT = 3
 SLICE_BITS = (22, 21, 21)
 """The slices' widths: at most 24 bits each, since keys write a slice as six hex digits."""
+_PROBE_MASKS = tuple((0, *(1 << bit for bit in range(width))) for width in SLICE_BITS)
+"""Per slice, what its value is XORed with to name the keys a lookup reads: itself, then
+each value one bit away."""
 BAND_BITS = (11, 11, 11, 11, 10, 10)
 """Six bands of a hash: the layout before, looked up (never written) for one dedup window,
 and the index of a batch's own new stories."""
@@ -128,7 +133,7 @@ def bands(value: int) -> list[int]:
 
 def slice_key(settings: Settings, number: int, part: int) -> str:
     """The Redis string of the stories whose slice ``number`` is ``part``, "value id;" each
-    (as the scripts name it: the two must agree)."""
+    (as the lookup script and :meth:`StoryIndex.probe_keys` name it: they must agree)."""
     return settings.key("story-slices", str(number), f"{part:06x}")
 
 
@@ -138,8 +143,8 @@ def slice_key(settings: Settings, number: int, part: int) -> str:
 # before, the key saying since when this layout is written, the time now, the window, how
 # many slices and each slice's width, how many bands, then per report its slices and its
 # bands. The layouts before are read while the marker is missing (nobody has looked yet) or
-# younger than the window. The script names the keys it reads (67 per report, too many to
-# name from Python cheaply); Flashpoint uses a standalone Redis.
+# younger than the window. The script names the keys it reads (Flashpoint uses a standalone
+# Redis); :meth:`StoryIndex.probe_keys` names the same keys in Python.
 _CANDIDATES = """
 local slices, hashes, bands, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, window, count = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -270,9 +275,9 @@ class StoryIndex:
     """Stories seen in the dedup window, by SimHash slice, with their corroborating sources.
 
     The index is kept in Redis strings, one per slice value, of "SimHash id;" entries (the
-    SimHash in decimal). A batch is looked up with one script call that answers one string
-    per report, and indexed with another: redis-py spends more time parsing a reply than
-    Redis takes to answer it, so a pipeline of one command per key would cost far more.
+    SimHash in decimal). A batch is looked up with one MGET and indexed with one script call:
+    redis-py spends more time parsing a reply than Redis takes to answer it, so a pipeline
+    of one command per key would cost far more.
     Each addition renews its string's expiry, so a story outlives the window while stories
     keep landing in the same slice value (with slices this wide, rarely).
 
@@ -287,6 +292,11 @@ class StoryIndex:
         self._candidates = client.register_script(_CANDIDATES)
         self._index = client.register_script(_INDEX)
         self._since_key = settings.key("story-slices", "since")
+        self._probe_formats = [
+            settings.key("story-slices", str(n), "").replace("%", "%%") + "%06x"
+            for n in range(len(SLICE_BITS))
+        ]
+        self._layouts_before_until: float | None = None
 
     async def prepare(self) -> None:
         """Decide, once per Redis, whether lookups must also read the layouts before.
@@ -294,23 +304,44 @@ class StoryIndex:
         The first start of this layout looks for keys of the layouts before (a SCAN of the
         keys under the prefix, once). If there are any, lookups read them too for one dedup
         window from now, by when they have expired; if not, never. Until this has run,
-        lookups read them.
+        lookups read them. Once they need not, lookups name their keys in Python and read
+        them with one MGET instead of a script call.
         """
-        if await self.client.exists(self._since_key):
-            return
-        before = False
-        for layout in ("story-index", "simhash"):
-            pattern = _GLOB.sub(r"\\\g<0>", self.settings.key(layout)) + ":*"
-            async for _ in self.client.scan_iter(match=pattern, count=1000):
-                before = True
-                break
-            if before:
-                break
-        await self.client.set(self._since_key, repr(time.time()) if before else "0", nx=True)
+        since = await self.client.get(self._since_key)
+        if since is None:
+            before = False
+            for layout in ("story-index", "simhash"):
+                pattern = _GLOB.sub(r"\\\g<0>", self.settings.key(layout)) + ":*"
+                async for _ in self.client.scan_iter(match=pattern, count=1000):
+                    before = True
+                    break
+                if before:
+                    break
+            marker = repr(time.time()) if before else "0"
+            await self.client.set(self._since_key, marker, nx=True)
+            since = await self.client.get(self._since_key)
+        started = float(since or 0)
+        self._layouts_before_until = started + self.settings.dedup_window_s if started else 0.0
+
+    def reads_layouts_before(self, now: float) -> bool:
+        """Whether a lookup at ``now`` also reads the layouts before: until :meth:`prepare`
+        has found them unneeded, or one window has passed since this layout first started."""
+        until = self._layouts_before_until
+        return until is None or now < until
 
     def slice_keys(self, value: int) -> list[str]:
-        """The Redis hashes that index a SimHash, one per slice."""
+        """The Redis strings that index a SimHash, one per slice."""
         return [slice_key(self.settings, n, part) for n, part in enumerate(slices(value))]
+
+    def probe_keys(self, value: int) -> list[str]:
+        """The Redis strings a lookup of a SimHash reads: per slice, its own and each one a
+        bit away (67)."""
+        keys: list[str] = []
+        for key_format, part, masks in zip(
+            self._probe_formats, slices(value), _PROBE_MASKS, strict=True
+        ):
+            keys += [key_format % (part ^ mask) for mask in masks]
+        return keys
 
     async def lookup(self, reports: Sequence[Report]) -> list[Lookup]:
         """For each report, in order, the earlier story it is a near-duplicate of, if any.
@@ -345,15 +376,41 @@ class StoryIndex:
 
     async def nearest(self, hashes: Sequence[tuple[str, int]]) -> list[str | None]:
         """For each (report id, SimHash), the indexed story within ``MAX_DISTANCE``, if any
-        (never the report itself), in one script call."""
+        (never the report itself), in one round trip."""
         if not hashes:
             return []
+        now = time.time()
+        if self.reads_layouts_before(now):
+            found = await self._read_with_layouts_before(hashes, now)
+        else:
+            found = await self._read(hashes)
+        return [
+            _nearest(report_id, value, stored)
+            for (report_id, value), stored in zip(hashes, found, strict=True)
+        ]
+
+    async def _read(self, hashes: Sequence[tuple[str, int]]) -> list[list[bytes | str]]:
+        """For each SimHash, the strings its 67 slice keys hold (most hold none), with one
+        MGET."""
+        keys = [key for _, value in hashes for key in self.probe_keys(value)]
+        per = len(keys) // len(hashes)
+        found: list[list[bytes | str]] = [[] for _ in hashes]
+        for at, stories in enumerate(await self.client.mget(keys)):
+            if stories:
+                found[at // per].append(stories)
+        return found
+
+    async def _read_with_layouts_before(
+        self, hashes: Sequence[tuple[str, int]], now: float
+    ) -> list[list[bytes | str]]:
+        """For each SimHash, its candidates in this layout and, while the marker says so, in
+        the layouts before, with one script call (see :meth:`prepare`)."""
         args: list[str | int | float] = [
             self.settings.key("story-slices"),
             self.settings.key("story-index"),
             self.settings.key("simhash"),
             self._since_key,
-            time.time(),
+            now,
             self.settings.dedup_window_s,
             len(SLICE_BITS),
             *SLICE_BITS,
@@ -362,11 +419,7 @@ class StoryIndex:
         for _, value in hashes:
             args.extend(slices(value))
             args.extend(bands(value))
-        found = await self._candidates(keys=[], args=args)
-        return [
-            _nearest(report_id, value, candidates)
-            for (report_id, value), candidates in zip(hashes, found, strict=True)
-        ]
+        return [[candidates] for candidates in await self._candidates(keys=[], args=args)]
 
     async def add(self, stories: Sequence[tuple[str, int]]) -> None:
         """Index new stories, each (id, SimHash), in one round trip."""
@@ -391,20 +444,19 @@ class StoryIndex:
         return len(pipe) - 1
 
 
-def _nearest(report_id: str, value: int, candidates: bytes | str) -> str | None:
+def _nearest(report_id: str, value: int, candidates: Iterable[bytes | str]) -> str | None:
     """The first indexed story within ``MAX_DISTANCE`` of ``value`` (never the report itself).
 
-    ``candidates`` is the script's answer for the report: "value id;value id;...".
+    ``candidates`` are strings of "value id;value id;..." entries.
     """
-    text = candidates.decode() if isinstance(candidates, bytes) else candidates
-    if not text:
-        return None
-    for candidate in text.split(";"):
-        if not candidate:
-            continue
-        stored, _, story_id = candidate.partition(" ")
-        if (value ^ int(stored)).bit_count() <= MAX_DISTANCE and story_id != report_id:
-            return story_id
+    for stories in candidates:
+        text = stories.decode() if isinstance(stories, bytes) else stories
+        for candidate in text.split(";"):
+            if not candidate:
+                continue
+            stored, _, story_id = candidate.partition(" ")
+            if (value ^ int(stored)).bit_count() <= MAX_DISTANCE and story_id != report_id:
+                return story_id
     return None
 
 
