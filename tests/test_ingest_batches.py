@@ -298,7 +298,37 @@ async def test_stories_in_the_slice_hashes_before_are_found_for_one_window(
     await redis.set(
         settings.key("story-slices", "since"), str(time.time() - settings.dedup_window_s - 1)
     )
+    assert await ingest.stories.nearest(probe) == [None]  # the script reads the marker
+    await ingest.stories.prepare()  # a replica started after the window
+    assert not ingest.stories.reads_layouts_before(time.time())
     assert await ingest.stories.nearest(probe) == [None]
+
+
+async def test_both_reads_give_the_earliest_story_of_several(
+    ingest: Ingest, settings: Settings
+) -> None:
+    """Where several indexed stories are within MAX_DISTANCE of a hash, the MGET and the
+    script read their candidates in the same order and give the same story."""
+    rng = random.Random(5)
+    roots = [rng.getrandbits(64) for _ in range(20)]
+    stories = []
+    for n in range(400):
+        bits = rng.sample(range(64), rng.randint(0, 3))
+        stories.append((f"r-story{n}", rng.choice(roots) ^ sum(1 << bit for bit in bits)))
+    for at in range(0, len(stories), 100):
+        await ingest.stories.add(stories[at : at + 100])
+    probes = [(f"r-probe{n}", rng.choice(roots) ^ 1 << rng.randrange(64)) for n in range(200)]
+    script = StoryIndex(ingest.stories.client, settings)
+    await ingest.stories.prepare()
+    assert script.reads_layouts_before(time.time())
+    assert not ingest.stories.reads_layouts_before(time.time())
+
+    by_script = await script.nearest(probes)
+    by_mget = await ingest.stories.nearest(probes)
+
+    assert by_mget == by_script
+    assert all(found is not None for found in by_mget)
+    assert len(set(by_mget)) > 20, "the answer depends on the order candidates are read"
 
 
 def _old_bands(value: int) -> list[int]:

@@ -275,9 +275,10 @@ class StoryIndex:
     """Stories seen in the dedup window, by SimHash slice, with their corroborating sources.
 
     The index is kept in Redis strings, one per slice value, of "SimHash id;" entries (the
-    SimHash in decimal). A batch is looked up with one MGET and indexed with one script call:
-    redis-py spends more time parsing a reply than Redis takes to answer it, so a pipeline
-    of one command per key would cost far more.
+    SimHash in decimal). A batch is looked up with one MGET (one script call until
+    :meth:`prepare` has run, and while the layouts before are read) and indexed with one
+    script call: redis-py spends more time parsing a reply than Redis takes to answer it, so
+    a pipeline of one command per key would cost far more.
     Each addition renews its string's expiry, so a story outlives the window while stories
     keep landing in the same slice value (with slices this wide, rarely).
 
@@ -324,8 +325,9 @@ class StoryIndex:
         self._layouts_before_until = started + self.settings.dedup_window_s if started else 0.0
 
     def reads_layouts_before(self, now: float) -> bool:
-        """Whether a lookup at ``now`` also reads the layouts before: until :meth:`prepare`
-        has found them unneeded, or one window has passed since this layout first started."""
+        """Whether a lookup at ``now`` runs the script, which reads the layouts before while
+        the marker says so: until :meth:`prepare` has run, and for one window after this
+        layout first started on a Redis that held them."""
         until = self._layouts_before_until
         return until is None or now < until
 
